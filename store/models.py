@@ -1,0 +1,204 @@
+"""SQLAlchemy 2 models: the tables of EWC Server.
+
+The database row of an experiment is the truth about a job; the broker only carries
+wake-ups. Metrics are stored as they happen: one row per epoch, one per finished task.
+Lists of accuracies (one per task) are JSON columns, portable between SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+#: Stable constraint names, so Alembic autogenerate and downgrades stay predictable.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class JobStatus(str, enum.Enum):
+    """A job's life: queued → running → succeeded | failed | cancelled."""
+
+    queued = "queued"
+    running = "running"
+    succeeded = "succeeded"
+    failed = "failed"
+    cancelled = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+
+
+TZDateTime = DateTime(timezone=True)
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+    tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as its SHA-256 hash."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # first characters, to recognise it
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+    user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class Experiment(Base):
+    """One job: a spec, its scheduling state, its progress and its summary."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    sweep_id: Mapped[int | None] = mapped_column(
+        ForeignKey("sweeps.id", ondelete="SET NULL"), index=True
+    )
+    name: Mapped[str | None] = mapped_column(String(200))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[JobStatus] = mapped_column(
+        Enum(JobStatus, native_enum=False, length=16, validate_strings=True),
+        default=JobStatus.queued,
+    )
+    queue: Mapped[str] = mapped_column(String(16), default="cpu")
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+    wakeup_sent_at: Mapped[datetime | None] = mapped_column(TZDateTime)
+
+    worker: Mapped[str | None] = mapped_column(String(200))  # host/pid of the runner
+    device: Mapped[str | None] = mapped_column(String(200))  # e.g. "GPU:0 (NVIDIA A100)"
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    # Progress: task k of n, epoch e of m (1-based; 0 before the first one ends).
+    num_tasks: Mapped[int] = mapped_column(Integer, default=0)
+    total_epochs: Mapped[int] = mapped_column(Integer, default=0)
+    current_task: Mapped[int] = mapped_column(Integer, default=0)
+    current_epoch: Mapped[int] = mapped_column(Integer, default=0)
+
+    summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+
+    owner: Mapped[User] = relationship()
+    tags: Mapped[list[ExperimentTag]] = relationship(
+        cascade="all, delete-orphan", lazy="selectin", order_by="ExperimentTag.tag"
+    )
+
+    __table_args__ = (
+        Index("ix_experiments_claim", "status", "queue", "priority", "created_at"),
+        Index("ix_experiments_owner_status", "owner_id", "status"),
+    )
+
+    @property
+    def tag_names(self) -> list[str]:
+        return [t.tag for t in self.tags]
+
+
+class ExperimentTag(Base):
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[int] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class EpochMetric(Base):
+    """One training epoch: loss and the validation accuracy on every task."""
+
+    __tablename__ = "epoch_metrics"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    task: Mapped[int] = mapped_column(Integer)
+    epoch: Mapped[int] = mapped_column(Integer)  # across the whole run, 1-based
+    task_epoch: Mapped[int] = mapped_column(Integer)
+    loss: Mapped[float] = mapped_column(Float)
+    val_accuracy: Mapped[list[Any]] = mapped_column(JSON)
+    train_s: Mapped[float] = mapped_column(Float)
+    eval_s: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("experiment_id", "epoch"),)
+
+
+class TaskResult(Base):
+    """One finished task: its row of the test accuracy matrix."""
+
+    __tablename__ = "task_results"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"))
+    task: Mapped[int] = mapped_column(Integer)
+    test_accuracy: Mapped[list[Any]] = mapped_column(JSON)
+    fisher_s: Mapped[float | None] = mapped_column(Float)
+    frozen_fraction: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("experiment_id", "task"),)
+
+
+class Sweep(Base):
+    """A grid of experiments over one base spec."""
+
+    __tablename__ = "sweeps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    base_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    grid: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
