@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from continual_core.cli import run as run_command
+from ewc import client_cli
 
 app = typer.Typer(
     name="ewc",
@@ -15,6 +16,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run", help="Train here, with the original project's flags.")(run_command)
+client_cli.register(app)
 
 
 def main() -> None:

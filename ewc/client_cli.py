@@ -1,0 +1,281 @@
+"""Client commands: talk to an EWC Server over HTTP.
+
+`ewc submit <original flags> [--wait]`, `ewc status ID`, `ewc results ID`, `ewc cancel ID`,
+`ewc list`. The server and token come from `EWC_URL` and `EWC_TOKEN` (or --url/--token).
+No TensorFlow here: these commands start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from continual_core import flags as F
+from continual_core.report import result_renderables
+
+console = Console()
+err_console = Console(stderr=True)
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+Url = Annotated[
+    str,
+    typer.Option("--url", envvar="EWC_URL", help="Server address ($EWC_URL)."),
+]
+Token = Annotated[
+    str | None,
+    typer.Option("--token", envvar="EWC_TOKEN", help="Bearer token ($EWC_TOKEN).", show_default=False),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON document.")]
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class Client:
+    """A thin HTTP client for the v1 API; turns HTTP errors into readable CLI errors."""
+
+    def __init__(self, url: str, token: str | None, timeout: float = 30.0):
+        if not token:
+            raise _fail("no token: set EWC_TOKEN (or pass --token); `ewc up` prints one")
+        self.http = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            resp = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise _fail(f"cannot reach {self.http.base_url}: {exc}") from None
+        if resp.status_code >= 400:
+            raise _fail(f"{resp.status_code} {resp.reason_phrase}: {_error_text(resp)}")
+        return resp.json() if resp.content else None
+
+
+def _error_text(resp: httpx.Response) -> str:
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        return resp.text[:500]
+    if isinstance(detail, list):
+        return "; ".join(
+            f"{d.get('field', '.'.join(map(str, d.get('loc', []))))}: "
+            f"{d.get('message', d.get('msg'))}"
+            for d in detail
+        )
+    return str(detail)
+
+
+def _fail(message: str) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}")
+    return typer.Exit(1)
+
+
+def _progress_text(exp: dict) -> str:
+    p = exp.get("progress") or {}
+    return (
+        f"{exp['status']:<9} task {p.get('task', 0)}/{p.get('num_tasks', 0)} "
+        f"epoch {p.get('epoch', 0)}/{p.get('total_epochs', 0)}"
+    )
+
+
+def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
+    """Show a live progress bar until the experiment finishes; returns its final document."""
+    with Progress(
+        TextColumn("[bold]#{task.fields[id]}[/bold]"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        TextColumn("{task.fields[acc]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as progress:
+        bar = progress.add_task("queued", total=None, id=exp_id, acc="")
+        while True:
+            exp = client.request("GET", f"/v1/experiments/{exp_id}")
+            p = exp.get("progress") or {}
+            acc = ""
+            if exp["status"] == "running" and p.get("epoch"):
+                metrics = client.request("GET", f"/v1/experiments/{exp_id}/metrics")
+                if metrics.get("epochs"):
+                    last = metrics["epochs"][-1]["val_accuracy"]
+                    acc = "val " + " ".join(f"{100 * a:.1f}" for a in last)
+            progress.update(
+                bar,
+                description=_progress_text(exp),
+                total=p.get("total_epochs") or None,
+                completed=p.get("epoch") or 0,
+                acc=acc,
+            )
+            if exp["status"] in FINISHED:
+                return exp
+            time.sleep(poll_s)
+
+
+def submit(
+    batch_size: F.BatchSize = F.DEFAULTS["batch_size"],
+    epochs: F.Epochs = F.DEFAULTS["epochs"],
+    learning_rate: F.LearningRate = F.DEFAULTS["learning_rate"],
+    model: F.Model = F.DEFAULTS["model"],
+    dataset: F.Dataset = None,
+    dataset_update: F.DatasetUpdate = F.DEFAULTS["dataset_update"],
+    splits: F.Splits = F.DEFAULTS["splits"],
+    ewc: F.Ewc = False,
+    ewc_lambda: F.EwcLambda = None,
+    ewc_samples: F.EwcSamples = F.DEFAULTS["ewc_samples"],
+    fim: F.Fim = False,
+    fim_threshold: F.FimThreshold = None,
+    fim_samples: F.FimSamples = F.DEFAULTS["fim_samples"],
+    incdet: F.Incdet = False,
+    incdet_threshold: F.IncdetThreshold = F.DEFAULTS["incdet_threshold"],
+    seed: F.Seed = F.DEFAULTS["seed"],
+    fisher: F.Fisher = F.DEFAULTS["fisher"],
+    reset_optimizer: F.ResetOptimizer = False,
+    augment: F.Augment = False,
+    spec_file: F.SpecFile = None,
+    name: Annotated[str | None, typer.Option("--name", help="A name for the experiment.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
+    priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
+    device: Annotated[str, typer.Option("--device", help='"gpu", "cpu" or "any".')] = "any",
+    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Submit an experiment to the server, with the original project's flags."""
+    extra: dict[str, Any] = {"priority": priority, "device": device}
+    if name:
+        extra["name"] = name
+    if tag:
+        extra["tags"] = tag
+    spec = F.spec_from_flags(
+        batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, model=model,
+        dataset=dataset, dataset_update=dataset_update, splits=splits, ewc=ewc,
+        ewc_lambda=ewc_lambda, ewc_samples=ewc_samples, fim=fim, fim_threshold=fim_threshold,
+        fim_samples=fim_samples, incdet=incdet, incdet_threshold=incdet_threshold, seed=seed,
+        fisher=fisher, reset_optimizer=reset_optimizer, augment=augment, spec_file=spec_file,
+        extra=extra,
+    )  # fmt: skip
+    client = Client(url, token)
+    exp = client.request("POST", "/v1/experiments", json=spec.to_json_dict())
+    err_console.print(f"submitted experiment [bold]#{exp['id']}[/bold] ({exp['status']})")
+    if wait:
+        exp = wait_for(client, exp["id"])
+        if not as_json:
+            _print_results(client.request("GET", f"/v1/experiments/{exp['id']}/metrics"), exp)
+    if as_json:
+        console.print_json(json.dumps(exp))
+    elif not wait:
+        console.print(exp["id"])
+    if wait and exp["status"] != "succeeded":
+        raise typer.Exit(1)
+
+
+def status(
+    experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Show an experiment's status and progress."""
+    exp = Client(url, token).request("GET", f"/v1/experiments/{experiment_id}")
+    if as_json:
+        console.print_json(json.dumps(exp))
+        return
+    table = Table(show_header=False, title=f"Experiment #{exp['id']}", title_justify="left")
+    table.add_column("field")
+    table.add_column("value")
+    for key in ("name", "owner", "status", "device", "worker", "attempts", "error"):
+        if exp.get(key) not in (None, ""):
+            table.add_row(key, str(exp[key]))
+    table.add_row("progress", _progress_text(exp))
+    if exp.get("summary"):
+        s = exp["summary"]
+        table.add_row(
+            "summary",
+            f"avg {100 * s['average_accuracy']:.1f} %  bwt {100 * s['bwt']:.1f} %  "
+            f"forgetting {100 * s['forgetting']:.1f} %",
+        )
+    console.print(table)
+
+
+def _print_results(metrics: dict, exp: dict | None = None) -> None:
+    for renderable in result_renderables(metrics):
+        console.print(renderable)
+    if exp and exp.get("error"):
+        console.print(f"[red]{exp['status']}:[/red] {exp['error']}")
+
+
+def results(
+    experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Show an experiment's per-epoch table, accuracy matrix and summary."""
+    client = Client(url, token)
+    metrics = client.request("GET", f"/v1/experiments/{experiment_id}/metrics")
+    if as_json:
+        console.print_json(json.dumps(metrics))
+        return
+    _print_results(metrics, client.request("GET", f"/v1/experiments/{experiment_id}"))
+
+
+def cancel(
+    experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Cancel a queued or running experiment (yours, or any as an admin)."""
+    exp = Client(url, token).request("POST", f"/v1/experiments/{experiment_id}/cancel")
+    note = " (stops within one epoch)" if exp["status"] == "running" else ""
+    console.print(f"#{exp['id']}: {exp['status']}{note}")
+
+
+def list_experiments(
+    status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
+    tag: Annotated[str | None, typer.Option("--tag", help="Only with this tag.")] = None,
+    owner: Annotated[str | None, typer.Option("--owner", help="Only this owner.")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """List experiments, newest first."""
+    params = {k: v for k, v in {"status": status_, "tag": tag, "owner": owner}.items() if v}
+    page = Client(url, token).request("GET", "/v1/experiments", params={**params, "limit": limit})
+    if as_json:
+        console.print_json(json.dumps(page))
+        return
+    table = Table()
+    for col in ("id", "name", "owner", "status", "progress", "avg acc %", "tags", "created"):
+        table.add_column(col)
+    for exp in page["items"]:
+        s = exp.get("summary") or {}
+        avg = s.get("average_accuracy")
+        table.add_row(
+            str(exp["id"]),
+            exp.get("name") or "",
+            str(exp.get("owner") or ""),
+            exp["status"],
+            _progress_text(exp).split(maxsplit=1)[1],
+            "" if avg is None else f"{100 * avg:.1f}",
+            ",".join(exp.get("tags") or []),
+            str(exp.get("created_at", ""))[:19],
+        )
+    console.print(table)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the client commands to the `ewc` app."""
+    app.command("submit")(submit)
+    app.command("status")(status)
+    app.command("results")(results)
+    app.command("cancel")(cancel)
+    app.command("list")(list_experiments)
