@@ -1,0 +1,395 @@
+"""The job side of the store: claiming jobs, heartbeats and metrics as they happen.
+
+The database decides who runs next. A worker woken by the broker calls `claim_next_job`,
+which picks the best claimable job of its queues in one transaction and takes it with a
+conditional UPDATE, so two workers (or a redelivered wake-up) can never run one job twice:
+
+- claimable: `queued` (and no cancel asked), or `running` with an expired heartbeat
+  (its worker died; the new one resumes it from its last checkpoint);
+- order: priority (high first), then the owner with the fewest running jobs (fair share),
+  then age (oldest first);
+- a job that already used `max_attempts` attempts is failed with a reason instead.
+
+Metric writes are idempotent upserts on the tables' unique constraints: re-running a task
+after a crash replaces its rows, it never duplicates them. Every write is guarded by
+"this worker still owns this running job", so a worker that lost its job (heartbeat
+expired, job re-claimed) cannot overwrite the new owner's state.
+
+Functions here flush but never commit: the caller's unit of work does (see `store.db`).
+Times are timezone-aware UTC; durations are seconds.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+
+from store.models import EpochMetric, Experiment, JobStatus, TaskResult, utcnow
+
+#: How many candidates one claim looks at before giving up (others won races for them).
+_CLAIM_TRIES = 20
+
+
+@dataclass(frozen=True)
+class Wakeup:
+    """A job whose wake-up must be (re)sent to `queue`."""
+
+    experiment_id: int
+    queue: str
+    reason: str  # "waiting" or "heartbeat expired"
+
+
+def _is_postgres(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _claimable(cutoff):
+    """SQL condition: queued and not cancelled, or running with a heartbeat older than cutoff."""
+    return or_(
+        and_(Experiment.status == JobStatus.queued, Experiment.cancel_requested.is_(False)),
+        and_(
+            Experiment.status == JobStatus.running,
+            or_(Experiment.heartbeat_at.is_(None), Experiment.heartbeat_at < cutoff),
+        ),
+    )
+
+
+def _candidates(session: Session, queues: list[str], cutoff, skip: set[int]):
+    """The SELECT of the best claimable job (one row), locked on PostgreSQL."""
+    other = aliased(Experiment)
+    running_of_owner = (
+        select(func.count(other.id))
+        .where(other.owner_id == Experiment.owner_id, other.status == JobStatus.running)
+        .correlate(Experiment)
+        .scalar_subquery()
+    )
+    stmt = (
+        select(Experiment)
+        .where(Experiment.queue.in_(queues), _claimable(cutoff))
+        .order_by(
+            Experiment.priority.desc(),
+            running_of_owner.asc(),
+            Experiment.created_at.asc(),
+            Experiment.id.asc(),
+        )
+        .limit(1)
+    )
+    if skip:
+        stmt = stmt.where(Experiment.id.not_in(skip))
+    if _is_postgres(session):
+        # Another worker holding the row lock is claiming it right now: take the next one.
+        stmt = stmt.with_for_update(skip_locked=True, of=Experiment)
+    return stmt
+
+
+def claim_next_job(
+    session: Session,
+    queues: list[str],
+    worker: str,
+    heartbeat_timeout_s: float,
+    max_attempts: int,
+) -> Experiment | None:
+    """Claim the best waiting (or orphaned) job of `queues` for `worker`, or None.
+
+    Returns the claimed experiment, now `running` with `worker`, `heartbeat_at` = now and
+    `attempts` incremented (`started_at` is set on the first attempt). A `running` job whose
+    heartbeat is older than `heartbeat_timeout_s` seconds is taken over (its worker died); if
+    it already used `max_attempts` attempts it is failed with a reason instead, and if its
+    owner asked to cancel it, it is cancelled. Flushes; the caller commits.
+    """
+    if not queues:
+        return None
+    skip: set[int] = set()
+    for _ in range(_CLAIM_TRIES):
+        now = utcnow()
+        cutoff = now - timedelta(seconds=heartbeat_timeout_s)
+        job = session.execute(_candidates(session, queues, cutoff, skip)).scalar_one_or_none()
+        if job is None:
+            return None
+        skip.add(job.id)
+        seen_status, seen_attempts, previous_worker = job.status, job.attempts, job.worker
+        # The row must still be exactly what we saw: same status, same attempt count, still
+        # claimable. A concurrent claim changes `attempts`, so at most one UPDATE matches.
+        guard = and_(
+            Experiment.id == job.id,
+            Experiment.status == seen_status,
+            Experiment.attempts == seen_attempts,
+            _claimable(cutoff),
+        )
+        if seen_status == JobStatus.running and job.cancel_requested:
+            _set(
+                session,
+                guard,
+                status=JobStatus.cancelled,
+                finished_at=now,
+                error="cancelled: its worker stopped answering before the cancel took effect",
+            )
+            continue
+        if seen_attempts >= max_attempts:
+            _set(
+                session,
+                guard,
+                status=JobStatus.failed,
+                finished_at=now,
+                error=_gave_up_reason(seen_attempts, previous_worker, job.heartbeat_at),
+            )
+            continue
+        values: dict[str, Any] = {
+            "status": JobStatus.running,
+            "worker": worker,
+            "heartbeat_at": now,
+            "attempts": seen_attempts + 1,
+        }
+        if job.started_at is None:
+            values["started_at"] = now
+        if not _set(session, guard, **values):
+            continue  # another worker won this one; look at the next candidate
+        session.refresh(job)
+        return job
+    return None
+
+
+def _gave_up_reason(attempts: int, worker: str | None, heartbeat_at) -> str:
+    return (
+        f"worker died {attempts} time{'s' if attempts != 1 else ''} while running this job "
+        f"(last worker {worker or 'unknown'}, last heartbeat {heartbeat_at}); gave up after "
+        f"{attempts} attempts (EWC_MAX_ATTEMPTS). The job may crash its worker (out of "
+        "memory?): try a smaller batch_size or model."
+    )
+
+
+def _set(session: Session, where, **values: Any) -> bool:
+    """UPDATE experiments SET values WHERE where; True if exactly one row changed."""
+    result = session.execute(
+        update(Experiment)
+        .where(where)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def _owned(experiment_id: int, worker: str):
+    return and_(
+        Experiment.id == experiment_id,
+        Experiment.worker == worker,
+        Experiment.status == JobStatus.running,
+    )
+
+
+def heartbeat(session: Session, experiment_id: int, worker: str) -> bool:
+    """Refresh the heartbeat of a job this worker runs; True when the job must stop.
+
+    Returns True when its owner asked to cancel it, or when it is no longer this worker's
+    running job (finished, cancelled, or taken over after a lost heartbeat); False otherwise.
+    """
+    if not _set(session, _owned(experiment_id, worker), heartbeat_at=utcnow()):
+        return True
+    cancel = session.execute(
+        select(Experiment.cancel_requested).where(Experiment.id == experiment_id)
+    ).scalar_one()
+    return bool(cancel)
+
+
+def still_owned(session: Session, experiment_id: int, worker: str) -> bool:
+    """True while `worker` still runs this job (status running, worker column ours)."""
+    found = session.execute(
+        select(Experiment.id).where(_owned(experiment_id, worker))
+    ).scalar_one_or_none()
+    return found is not None
+
+
+def record_run_start(
+    session: Session,
+    experiment_id: int,
+    worker: str,
+    *,
+    num_tasks: int,
+    total_epochs: int,
+    first_task: int,
+    device: str | None = None,
+) -> bool:
+    """Record the shape of the run (and the device); True if the job is still ours.
+
+    On a resume (`first_task` > 1) the progress goes back to the end of the last finished
+    task: the epochs of the interrupted task run again and replace their rows.
+    """
+    values: dict[str, Any] = {
+        "num_tasks": num_tasks,
+        "total_epochs": total_epochs,
+        "current_task": first_task - 1,
+    }
+    if device is not None:
+        values["device"] = device
+    return _set(session, _owned(experiment_id, worker), **values)
+
+
+def _upsert(session: Session, table, values: dict[str, Any], keys: list[str]) -> None:
+    insert = pg_insert if _is_postgres(session) else sqlite_insert
+    stmt = insert(table).values(**values)
+    changed = {k: stmt.excluded[k] for k in values if k not in keys}
+    session.execute(stmt.on_conflict_do_update(index_elements=keys, set_=changed))
+
+
+def record_epoch(
+    session: Session,
+    experiment_id: int,
+    worker: str,
+    *,
+    task: int,
+    epoch: int,
+    task_epoch: int,
+    loss: float,
+    val_accuracy: list[float],
+    train_s: float,
+    eval_s: float,
+) -> bool:
+    """Store one epoch row (replacing a row of the same epoch) and the progress.
+
+    Returns False, writing nothing, when the job is no longer this worker's.
+    """
+    if not _set(session, _owned(experiment_id, worker), current_task=task, current_epoch=epoch):
+        return False
+    _upsert(
+        session,
+        EpochMetric.__table__,
+        {
+            "experiment_id": experiment_id,
+            "task": task,
+            "epoch": epoch,
+            "task_epoch": task_epoch,
+            "loss": float(loss),
+            "val_accuracy": [float(a) for a in val_accuracy],
+            "train_s": float(train_s),
+            "eval_s": float(eval_s),
+            "created_at": utcnow(),
+        },
+        ["experiment_id", "epoch"],
+    )
+    return True
+
+
+def record_task(
+    session: Session,
+    experiment_id: int,
+    worker: str,
+    *,
+    task: int,
+    test_accuracy: list[float],
+    fisher_s: float | None = None,
+    frozen_fraction: float | None = None,
+) -> bool:
+    """Store one finished task's row of the accuracy matrix (replacing an earlier one).
+
+    Returns False, writing nothing, when the job is no longer this worker's.
+    """
+    if not _set(session, _owned(experiment_id, worker), current_task=task):
+        return False
+    _upsert(
+        session,
+        TaskResult.__table__,
+        {
+            "experiment_id": experiment_id,
+            "task": task,
+            "test_accuracy": [float(a) for a in test_accuracy],
+            "fisher_s": None if fisher_s is None else float(fisher_s),
+            "frozen_fraction": None if frozen_fraction is None else float(frozen_fraction),
+            "created_at": utcnow(),
+        },
+        ["experiment_id", "task"],
+    )
+    return True
+
+
+def finish_job(
+    session: Session,
+    experiment_id: int,
+    worker: str,
+    status: JobStatus,
+    summary: dict[str, Any] | None = None,
+    timings: dict[str, Any] | None = None,
+    versions: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> bool:
+    """End a job this worker runs with a final `status`; True if it was still ours.
+
+    `summary`, `timings` and `versions` are written when given (a failed job keeps whatever
+    it had); `error` is a one-line reason for failed or cancelled jobs.
+    """
+    if not JobStatus(status).finished:
+        raise ValueError(f"finish_job: status must be succeeded, failed or cancelled, not {status}")
+    values: dict[str, Any] = {"status": JobStatus(status), "finished_at": utcnow(), "error": error}
+    for key, value in (("summary", summary), ("timings", timings), ("versions", versions)):
+        if value is not None:
+            values[key] = value
+    return _set(session, _owned(experiment_id, worker), **values)
+
+
+def jobs_needing_wakeup(
+    session: Session,
+    older_than_s: float,
+    *,
+    heartbeat_timeout_s: float | None = None,
+    queues: list[str] | None = None,
+    limit: int = 100,
+) -> list[Wakeup]:
+    """Jobs whose wake-up should be re-sent, and mark them as just woken.
+
+    A job qualifies when it is `queued` (no cancel asked) and neither its creation nor its
+    last wake-up is more recent than `older_than_s` seconds, or when it is `running` with a
+    heartbeat older than `heartbeat_timeout_s` (default `older_than_s`) and no wake-up in the
+    last `older_than_s` seconds. Setting `wakeup_sent_at` makes repeated sweeps (from several
+    workers) send at most one wake-up per job per `older_than_s`. Flushes; the caller commits.
+    """
+    now = utcnow()
+    waited = now - timedelta(seconds=older_than_s)
+    expired = now - timedelta(seconds=heartbeat_timeout_s or older_than_s)
+    not_recently_woken = or_(
+        Experiment.wakeup_sent_at.is_(None), Experiment.wakeup_sent_at < waited
+    )
+    stmt = (
+        select(Experiment.id, Experiment.queue, Experiment.status)
+        .where(
+            not_recently_woken,
+            or_(
+                and_(
+                    Experiment.status == JobStatus.queued,
+                    Experiment.cancel_requested.is_(False),
+                    Experiment.created_at < waited,
+                ),
+                and_(
+                    Experiment.status == JobStatus.running,
+                    or_(Experiment.heartbeat_at.is_(None), Experiment.heartbeat_at < expired),
+                ),
+            ),
+        )
+        .order_by(Experiment.priority.desc(), Experiment.created_at.asc())
+        .limit(limit)
+    )
+    if queues is not None:
+        stmt = stmt.where(Experiment.queue.in_(queues))
+    if _is_postgres(session):
+        stmt = stmt.with_for_update(skip_locked=True, of=Experiment)
+    rows = session.execute(stmt).all()
+    if not rows:
+        return []
+    session.execute(
+        update(Experiment)
+        .where(Experiment.id.in_([r.id for r in rows]))
+        .values(wakeup_sent_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return [
+        Wakeup(
+            r.id,
+            r.queue,
+            "waiting" if r.status == JobStatus.queued else "heartbeat expired",
+        )
+        for r in rows
+    ]
