@@ -1,0 +1,1 @@
+"""Alembic migrations of the EWC Server database (run them with `ewc migrate`)."""
