@@ -1,0 +1,93 @@
+"""Fixtures for the dashboard tests: an empty schema on SQLite and PostgreSQL, users,
+finished experiments with metrics, and result documents."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.db import make_engine, make_session_factory, unit_of_work
+from store.models import Base, EpochMetric, Experiment, JobStatus, TaskResult, User, utcnow
+
+
+def sample_result(num_tasks: int = 3, epochs_per_task: int = 2) -> dict[str, Any]:
+    """A hand-made result document in DESIGN.md's shape (accuracies as fractions)."""
+    epochs, matrix, n = [], [], 0
+    for task in range(1, num_tasks + 1):
+        for e in range(1, epochs_per_task + 1):
+            n += 1
+            acc = [
+                round(0.9 - 0.05 * (task - j) if j <= task else 0.1, 4)
+                for j in range(1, num_tasks + 1)
+            ]
+            epochs.append(
+                {"task": task, "epoch": n, "task_epoch": e, "loss": 1.0 / n, "val_accuracy": acc}
+            )
+        matrix.append([round(0.92 - 0.04 * (task - j) if j <= task else 0.1, 4)
+                       for j in range(1, num_tasks + 1)])
+    return {
+        "spec": {"dataset": "digits", "splits": num_tasks},
+        "epochs": epochs,
+        "accuracy_matrix": matrix,
+        "summary": {"average_accuracy": 0.88, "bwt": -0.04, "forgetting": 0.04},
+    }
+
+
+@pytest.fixture
+def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """A session factory over a freshly created schema (SQLite file or PostgreSQL)."""
+    engine = make_engine(database_url)
+    Base.metadata.drop_all(engine)
+    Base.metadata.create_all(engine)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def make_user(session_factory) -> Callable[[str], int]:
+    """Create a user by name; returns its id."""
+
+    def create(name: str) -> int:
+        with unit_of_work(session_factory) as s:
+            user = User(name=name)
+            s.add(user)
+            s.flush()
+            return user.id
+
+    return create
+
+
+@pytest.fixture
+def make_experiment(session_factory) -> Callable[..., int]:
+    """Create an experiment row (optionally with its metric rows); returns its id."""
+
+    def create(owner_id: int, *, spec: dict | None = None, status: JobStatus = JobStatus.succeeded,
+               summary: dict | None = None, result: dict | None = None,
+               finished_days_ago: float | None = None, **extra) -> int:
+        with unit_of_work(session_factory) as s:
+            finished = status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
+            exp = Experiment(
+                owner_id=owner_id,
+                spec=spec or {"dataset": "digits"},
+                status=status,
+                summary=summary if summary is not None else (result or {}).get("summary"),
+                finished_at=(utcnow() - timedelta(days=finished_days_ago or 0)) if finished else None,
+                **extra,
+            )
+            s.add(exp)
+            s.flush()
+            for row in (result or {}).get("epochs", []):
+                s.add(EpochMetric(experiment_id=exp.id, task=row["task"], epoch=row["epoch"],
+                                  task_epoch=row.get("task_epoch", 1), loss=row["loss"],
+                                  val_accuracy=row["val_accuracy"], train_s=0.1, eval_s=0.01))
+            for i, row in enumerate((result or {}).get("accuracy_matrix", []), start=1):
+                s.add(TaskResult(experiment_id=exp.id, task=i, test_accuracy=row))
+            return exp.id
+
+    return create
