@@ -1,0 +1,93 @@
+"""Checkpoints of the complete training state after each task.
+
+`checkpoint_dir/task-{k}/` holds `state.npz` (every variable: model weights incl. batch-norm
+statistics and seed-generator states, Adam's moments and step count, EWC sums, FIM masks and
+frozen values) and `history.json` (the spec, epoch rows, accuracy-matrix rows, timings).
+Random streams are derived from (seed, task), so nothing else is needed to replay the rest
+of the run exactly. A checkpoint is written to a temporary folder and renamed into place,
+so a crash never leaves a half-written `task-{k}/`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+#: Spec fields that do not change training (a checkpoint stays valid if they differ).
+_BOOKKEEPING = ("name", "tags", "priority", "device", "time_limit_s")
+
+
+class CheckpointMismatch(RuntimeError):
+    """A checkpoint does not fit the run it should resume (different spec or model)."""
+
+
+def training_fields(spec_json: dict) -> dict:
+    """The part of a spec's JSON that decides what is trained."""
+    return {k: v for k, v in spec_json.items() if k not in _BOOKKEEPING}
+
+
+def save_checkpoint(checkpoint_dir: Path, task: int, state: dict[str, list], history: dict) -> Path:
+    """Write `state` (group → variables) and `history` (JSON) to checkpoint_dir/task-{task}/
+    atomically; returns the folder."""
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    final = checkpoint_dir / f"task-{task}"
+    tmp = Path(tempfile.mkdtemp(prefix=f".task-{task}-", dir=checkpoint_dir))
+    try:
+        arrays = {
+            f"{group}/{i:04d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+            for group, variables in state.items()
+            for i, v in enumerate(variables)
+        }
+        np.savez(tmp / "state.npz", **arrays)
+        (tmp / "history.json").write_text(json.dumps({"task": task, **history}))
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return final
+
+
+def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
+    """The complete task-{k}/ folder with the highest k, or None."""
+    if not checkpoint_dir.is_dir():
+        return None
+    found = []
+    for path in checkpoint_dir.glob("task-*"):
+        suffix = path.name.removeprefix("task-")
+        if suffix.isdigit() and (path / "history.json").is_file() and (path / "state.npz").is_file():
+            found.append((int(suffix), path))
+    return max(found)[1] if found else None
+
+
+def load_checkpoint(path: Path, state: dict[str, list], spec_json: dict) -> dict:
+    """Assign the saved values to the variables of `state`; returns the saved history.
+
+    Raises `CheckpointMismatch` when the checkpoint was made for another spec or its
+    variables do not match in number or shape.
+    """
+    history = json.loads((path / "history.json").read_text())
+    if training_fields(history.get("spec", {})) != training_fields(spec_json):
+        raise CheckpointMismatch(
+            f"{path} was written for a different experiment spec; use another checkpoint "
+            "folder or resume=False"
+        )
+    with np.load(path / "state.npz") as saved:
+        for group, variables in state.items():
+            keys = sorted(k for k in saved.files if k.startswith(f"{group}/"))
+            if len(keys) != len(variables):
+                raise CheckpointMismatch(
+                    f"{path}: {group} has {len(keys)} saved variables, the run has {len(variables)}"
+                )
+            for key, v in zip(keys, variables):
+                value = saved[key]
+                if tuple(value.shape) != tuple(v.shape):
+                    raise CheckpointMismatch(f"{path}: {key} has shape {value.shape}, expected {v.shape}")
+                v.assign(value)
+    return history

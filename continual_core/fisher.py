@@ -1,0 +1,118 @@
+"""The diagonal Fisher information of a model's trainable weights, from per-example
+gradients computed in one vectorised pass (`tf.vectorized_map`, i.e. pfor), compiled.
+
+F_i = (1/N) Σ_n (∂ℓ_n/∂θ_i)², where ℓ_n is, per estimator:
+
+- `empirical`: −log p(y_n | x_n), the true label's negative log-likelihood;
+- `sampled`:  −log p(ŷ_n | x_n), ŷ_n drawn from the model's own predictive distribution
+  (the "true" Fisher, one Monte-Carlo label per example, seeded);
+- `seed`:     −Σ_c log p(c | x_n), the original project's estimator (labels unused).
+  It is larger than the others by orders of magnitude, hence its own λ/threshold scale.
+
+The model runs in inference mode (batch-norm uses its moving statistics, dropout is off,
+no augmentation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+#: Upper bound of per-example gradient floats held at once (≈ 256 MiB of float32).
+MAX_JACOBIAN_FLOATS = 64 * 1024 * 1024
+
+
+def per_example_loss(logits: tf.Tensor, labels: tf.Tensor, estimator: str) -> tf.Tensor:
+    """ℓ_n for every example (shape (N,)) under `estimator` (see the module docstring)."""
+    log_p = tf.nn.log_softmax(logits, axis=-1)
+    if estimator == "seed":
+        return -tf.reduce_sum(log_p, axis=-1)
+    return -tf.gather(log_p, labels, axis=1, batch_dims=1)
+
+
+class FisherDiagonal:
+    """Compiled Fisher estimator for one model; call `estimate(x, y, seed)`.
+
+    Two compiled functions, traced once each (any number of examples, any seed):
+    `labels(x, y, seed)` picks the label each example's loss uses (the true one, or one drawn
+    from the model for `sampled`), and `squared_gradient_sum(x, labels)` returns
+    Σ_n (∂ℓ_n/∂θ)² per trainable variable.
+    """
+
+    def __init__(self, model: keras.Model, estimator: str):
+        if estimator not in ("empirical", "sampled", "seed"):
+            raise ValueError(f"unknown Fisher estimator {estimator!r}")
+        self.model, self.estimator = model, estimator
+        self.variables = list(model.trainable_variables)
+        self.num_params = int(sum(np.prod(v.shape) for v in self.variables))
+        x_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+        y_spec = tf.TensorSpec((None,), tf.int32)
+        seed_spec = tf.TensorSpec((2,), tf.int32)
+        self.labels = tf.function(self._labels, input_signature=[x_spec, y_spec, seed_spec])
+        self.squared_gradient_sum = tf.function(
+            self._squared_gradient_sum, input_signature=[x_spec, y_spec]
+        )
+
+    def _labels(self, x: tf.Tensor, y: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        if self.estimator != "sampled":
+            return y
+        logits = self.model(x, training=False)
+        drawn = tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int32)
+        return drawn[:, 0]
+
+    def _squared_gradient_sum(self, x: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+        def squared_gradient(example: tuple[tf.Tensor, tf.Tensor]) -> list[tf.Tensor]:
+            xi, yi = example
+            with tf.GradientTape() as tape:
+                logits = self.model(xi[None], training=False)
+                loss = per_example_loss(logits, yi[None], self.estimator)[0]
+            return [tf.square(g) for g in tape.gradient(loss, self.variables)]
+
+        # vectorized_map turns the per-example gradient into one batched computation (pfor);
+        # measured ~4x faster than tape.jacobian on the MLP.
+        per_example = tf.vectorized_map(squared_gradient, (x, labels))
+        return [tf.reduce_sum(g, axis=0) for g in per_example]
+
+    def estimate(self, x: np.ndarray | tf.Tensor, y: np.ndarray | tf.Tensor, seed: Sequence[int]) -> list[tf.Tensor]:
+        """The diagonal Fisher (one tensor per trainable variable, float32) from the examples
+        `x` (N, H, W, C) with labels `y` (N,); `seed` = two ints for `sampled` labels."""
+        x = tf.convert_to_tensor(x, tf.float32)
+        y = tf.convert_to_tensor(y, tf.int32)
+        n = int(x.shape[0])
+        labels = self.labels(x, y, tf.constant(seed, tf.int32))
+        chunk = max(1, min(n, MAX_JACOBIAN_FLOATS // max(1, self.num_params)))
+        total: list[tf.Tensor] | None = None
+        for start in range(0, n, chunk):
+            part = self.squared_gradient_sum(x[start : start + chunk], labels[start : start + chunk])
+            total = part if total is None else [a + b for a, b in zip(total, part)]
+        assert total is not None
+        return [t / float(n) for t in total]
+
+
+def fisher_naive(model: keras.Model, x: np.ndarray, labels: np.ndarray, estimator: str) -> list[np.ndarray]:
+    """Reference implementation: one eager GradientTape per example (slow; tests/benchmarks).
+
+    `labels` are the labels each loss uses (for `sampled`, take them from
+    `FisherDiagonal.labels` so both implementations see the same draw).
+    """
+    variables = list(model.trainable_variables)
+    total = [np.zeros(v.shape, np.float32) for v in variables]
+    for n in range(len(x)):
+        with tf.GradientTape() as tape:
+            logits = model(x[n : n + 1], training=False)
+            loss = per_example_loss(logits, tf.constant(labels[n : n + 1], tf.int32), estimator)[0]
+        for t, g in zip(total, tape.gradient(loss, variables)):
+            t += np.square(g.numpy())
+    return [t / len(x) for t in total]
+
+
+def fisher_sample(rng: np.random.Generator, size: int, samples: int) -> np.ndarray:
+    """Indices of the examples a Fisher estimate uses: `samples` draws from range(size),
+    without replacement when possible (with replacement if samples > size)."""
+    return rng.choice(size, size=samples, replace=samples > size)
+
+
+

@@ -1,0 +1,96 @@
+"""The three networks of the original project, built for the dataset's shape.
+
+Every model outputs LOGITS (no softmax layer): train with
+`sparse_categorical_crossentropy(..., from_logits=True)` and take `softmax(logits)` for
+probabilities. Augmentation is NOT part of the model: `build_augmenter` returns a separate
+layer stack that the training step applies (and only the training step — never evaluation
+or the Fisher), so a saved model is the plain network.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from continual_core.spec import ExperimentSpec
+
+#: Per-channel mean and standard deviation of CIFAR-10 training images in [0, 1].
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+def build_model(spec: ExperimentSpec) -> keras.Model:
+    """`spec.model` for `spec.input_shape` and `spec.num_classes` outputs (logits).
+
+    Weights are drawn from Keras' global seed: call `keras.utils.set_random_seed` first
+    for a reproducible initialisation.
+    """
+    shape, classes = spec.input_shape, spec.num_classes
+    builders = {"mlp": _mlp, "lenet": _lenet, "cifarnet": _cifarnet}
+    return builders[spec.model](shape, classes, spec)
+
+
+def _mlp(shape: tuple[int, int, int], classes: int, spec: ExperimentSpec) -> keras.Model:
+    """flatten → Dense 100 ReLU → Dense 100 ReLU → Dense classes (89,610 parameters on MNIST)."""
+    inp = keras.Input(shape)
+    x = layers.Flatten()(inp)
+    x = layers.Dense(100, activation="relu")(x)
+    x = layers.Dense(100, activation="relu")(x)
+    out = layers.Dense(classes, name="logits")(x)
+    return keras.Model(inp, out, name="mlp")
+
+
+def _lenet(shape: tuple[int, int, int], classes: int, spec: ExperimentSpec) -> keras.Model:
+    """LeNet-5: conv 6@5×5 tanh (same) → avg-pool → conv 16@5×5 tanh → avg-pool →
+    conv 120@5×5 tanh → Dense 84 tanh → Dense classes (61,706 parameters on MNIST)."""
+    inp = keras.Input(shape)
+    x = layers.Conv2D(6, 5, padding="same", activation="tanh")(inp)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.Conv2D(16, 5, activation="tanh")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.Conv2D(120, 5, activation="tanh")(x)
+    x = layers.Flatten()(x)
+    x = layers.Dense(84, activation="tanh")(x)
+    out = layers.Dense(classes, name="logits")(x)
+    return keras.Model(inp, out, name="lenet")
+
+
+def _cifarnet(shape: tuple[int, int, int], classes: int, spec: ExperimentSpec) -> keras.Model:
+    """3×3 ReLU convs 64, 64, 128/2, 128, dropout .5, 128, 192/2, 192, dropout .5, 192, each
+    followed by batch-norm → global average pool → Dense classes. On CIFAR a fixed
+    per-channel normalisation comes first."""
+    inp = keras.Input(shape)
+    x = inp
+    if spec.dataset in ("cifar10", "cifar100"):
+        x = layers.Normalization(
+            mean=list(CIFAR_MEAN), variance=[s * s for s in CIFAR_STD], name="cifar_norm"
+        )(x)
+    plan: list[tuple[int, int] | str] = [
+        (64, 1), (64, 1), (128, 2), (128, 1), "dropout",
+        (128, 1), (192, 2), (192, 1), "dropout", (192, 1),
+    ]
+    for i, item in enumerate(plan):
+        if item == "dropout":
+            x = layers.Dropout(0.5, seed=spec.seed + i)(x)
+            continue
+        filters, stride = item  # type: ignore[misc]
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", activation="relu")(x)
+        x = layers.BatchNormalization()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(classes, name="logits")(x)
+    return keras.Model(inp, out, name="cifarnet")
+
+
+def build_augmenter(spec: ExperimentSpec) -> keras.Sequential | None:
+    """Training-time augmentation (None when `spec.augment` is off): random translation by
+    up to 10 % of each side, plus a random horizontal flip for 3-channel images."""
+    if not spec.augment:
+        return None
+    stack: list[layers.Layer] = [
+        layers.RandomTranslation(0.1, 0.1, fill_mode="constant", seed=spec.seed)
+    ]
+    if spec.input_shape[2] == 3:
+        stack.append(layers.RandomFlip("horizontal", seed=spec.seed + 1))
+    aug = keras.Sequential(stack, name="augment")
+    aug.build((None, *spec.input_shape))
+    return aug

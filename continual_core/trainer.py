@@ -1,0 +1,166 @@
+"""`train(spec)`: the whole continual-learning run, top to bottom.
+
+    load the dataset → make the task stream → build the learner (model, Adam, EWC/FIM state)
+    → maybe restore the latest task checkpoint
+    → for each task: for each epoch: train, evaluate validation accuracy on every task
+                     → test accuracy on every task (a row of the accuracy matrix)
+                     → Fisher → EWC quadratic / FIM masks
+                     → on_task_end, then checkpoint
+    → summary (average accuracy, BWT, FWT, forgetting), timings, versions.
+
+Accuracies are fractions in [0, 1]; times are seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from continual_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from continual_core.datasets import load_dataset
+from continual_core.events import Callback, EpochEnd, RunStart, TaskEnd, TrainingDiverged
+from continual_core.learner import Learner, seed_for
+from continual_core.metrics import summarize
+from continual_core.spec import ExperimentSpec
+from continual_core.tasks import Task, make_tasks
+
+
+def train(
+    spec: ExperimentSpec,
+    *,
+    dataset_cache: Path,
+    callback: Callback | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = True,
+    deterministic: bool = True,
+) -> dict:
+    """Train `spec` on its task stream and return the result (DESIGN.md's JSON shape).
+
+    - `dataset_cache`: Keras' cache root for real datasets (files in `dataset_cache/datasets/`).
+    - `callback`: hears RunStart / EpochEnd / TaskEnd; `should_stop()` is polled between
+      batches and ends the run with `StopRequested`.
+    - `checkpoint_dir`: after every task the complete state goes to `task-{k}/`, and the
+      final model to `model.keras`. With `resume`, the run continues after the latest
+      task checkpoint found there, and ends exactly as an uninterrupted run would.
+    - `deterministic`: turn on TensorFlow's op determinism (process-wide).
+
+    Raises `DatasetUnavailable`, `TrainingDiverged` (NaN/inf epoch loss), `StopRequested`,
+    `CheckpointMismatch`.
+    """
+    started = time.perf_counter()
+    callback = callback or Callback()
+    if deterministic:
+        os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
+        tf.config.experimental.enable_op_determinism()
+
+    data = load_dataset(spec, Path(dataset_cache))
+    tasks = make_tasks(spec, data)
+    learner = Learner(spec)
+    val_x, val_y, val_bounds = _stack(tasks, "val")
+    test_x, test_y, test_bounds = _stack(tasks, "test")
+    spec_json = spec.to_json_dict()
+
+    history: dict = {"spec": spec_json, "epochs": [], "accuracy_matrix": [], "initial_accuracy": None,
+                     "timings": {"train_epoch_s": [], "eval_s": [], "fisher_s": []}, "elapsed_s": 0.0}
+    first_task = 1
+    latest = latest_checkpoint(Path(checkpoint_dir)) if (checkpoint_dir and resume) else None
+    if latest is not None:
+        history = load_checkpoint(latest, learner.state(), spec_json)
+        first_task = int(history.pop("task")) + 1
+    else:
+        history["initial_accuracy"] = learner.accuracy(test_x, test_y, test_bounds)
+    elapsed_before = float(history.get("elapsed_s", 0.0))
+    callback.on_run_start(RunStart(spec.num_tasks, spec.epochs_per_task, first_task=first_task))
+
+    epoch = sum(spec.epochs_per_task[: first_task - 1])
+    for task in tasks[first_task - 1 :]:
+        k = task.index
+        learner.start_task(k)
+        x, y = tf.constant(task.train_x), tf.constant(task.train_y)
+        for task_epoch in range(1, spec.epochs_per_task[k - 1] + 1):
+            epoch += 1
+            order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(task.train_y))
+            t0 = time.perf_counter()
+            loss = learner.train_epoch(x, y, order, callback.should_stop)
+            train_s = time.perf_counter() - t0
+            if not math.isfinite(loss):
+                raise TrainingDiverged(k, epoch, loss)
+            t0 = time.perf_counter()
+            val_accuracy = learner.accuracy(val_x, val_y, val_bounds)
+            eval_s = time.perf_counter() - t0
+            event = EpochEnd(task=k, epoch=epoch, task_epoch=task_epoch, loss=loss,
+                             val_accuracy=val_accuracy, train_s=train_s, eval_s=eval_s)
+            history["epochs"].append(event.as_dict())
+            history["timings"]["train_epoch_s"].append(train_s)
+            history["timings"]["eval_s"].append(eval_s)
+            callback.on_epoch_end(event)
+
+        row = learner.accuracy(test_x, test_y, test_bounds)
+        history["accuracy_matrix"].append(row)
+        fisher_s = frozen = None
+        if learner.fisher is not None and k < spec.num_tasks:  # no later task, no use
+            t0 = time.perf_counter()
+            frozen = learner.consolidate(task.train_x, task.train_y, k)
+            fisher_s = time.perf_counter() - t0
+            history["timings"]["fisher_s"].append(fisher_s)
+        folder = Path(checkpoint_dir) / f"task-{k}" if checkpoint_dir else None
+        callback.on_task_end(TaskEnd(task=k, test_accuracy=row, fisher_s=fisher_s,
+                                     frozen_fraction=frozen, checkpoint=str(folder) if folder else None))
+        history["elapsed_s"] = elapsed_before + time.perf_counter() - started
+        if checkpoint_dir:
+            save_checkpoint(Path(checkpoint_dir), k, learner.state(), history)
+
+    if checkpoint_dir:
+        _save_model(learner.model, Path(checkpoint_dir) / "model.keras")
+    return _result(spec, history, elapsed_before + time.perf_counter() - started)
+
+
+def _stack(tasks: list[Task], split: str) -> tuple[tf.Tensor, np.ndarray, list[int]]:
+    """Every task's `split` set in one tensor, its labels, and the task boundaries."""
+    xs = [getattr(t, f"{split}_x") for t in tasks]
+    ys = [getattr(t, f"{split}_y") for t in tasks]
+    bounds = np.concatenate([[0], np.cumsum([len(v) for v in ys])]).astype(int).tolist()
+    return tf.constant(np.concatenate(xs)), np.concatenate(ys), bounds
+
+
+def _save_model(model: keras.Model, path: Path) -> None:
+    """Save the trained network (logits out) atomically."""
+    tmp = path.with_name(f".{path.stem}.tmp.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _result(spec: ExperimentSpec, history: dict, total_s: float) -> dict:
+    matrix = history["accuracy_matrix"]
+    return {
+        "spec": spec.to_json_dict(),
+        "epochs": history["epochs"],
+        "accuracy_matrix": matrix,
+        "initial_accuracy": history["initial_accuracy"],
+        "summary": summarize(matrix, history["initial_accuracy"]),
+        "timings": {**history["timings"], "total_s": total_s},
+        "fisher": spec.fisher,
+        "versions": {
+            "tensorflow": tf.__version__,
+            "keras": keras.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "device": device_name(),
+    }
+
+
+def device_name() -> str:
+    """"CPU", or the name of the first visible GPU."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return str(details.get("device_name", gpus[0].name))
