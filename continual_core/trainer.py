@@ -43,7 +43,7 @@ def train(
 ) -> dict:
     """Train `spec` on its task stream and return the result (DESIGN.md's JSON shape).
 
-    - `dataset_cache`: Keras' cache root for real datasets (files in `dataset_cache/datasets/`).
+    - `dataset_cache`: the folder of real dataset files (Keras names: mnist.npz, ...).
     - `callback`: hears RunStart / EpochEnd / TaskEnd; `should_stop()` is polled between
       batches and ends the run with `StopRequested`.
     - `checkpoint_dir`: after every task the complete state goes to `task-{k}/`, and the
