@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -329,6 +329,23 @@ def finish_job(
         if value is not None:
             values[key] = value
     return _set(session, _owned(experiment_id, worker), **values)
+
+
+def release_job(session: Session, experiment_id: int, worker: str) -> bool:
+    """Hand a job this worker runs back to the queue (the worker is shutting down).
+
+    The job becomes `queued` again without counting the attempt (it did not crash), so the
+    next worker resumes it from its last checkpoint. True if it was still ours.
+    """
+    return _set(
+        session,
+        _owned(experiment_id, worker),
+        status=JobStatus.queued,
+        worker=None,
+        heartbeat_at=None,
+        wakeup_sent_at=None,
+        attempts=case((Experiment.attempts > 0, Experiment.attempts - 1), else_=0),
+    )
 
 
 def jobs_needing_wakeup(

@@ -1,0 +1,144 @@
+"""The worker's Celery app: `ewc.broker.make_celery` plus the one task, "ewc.run_next".
+
+A message is a wake-up, not an order: "ewc.run_next"(queue, experiment_id) makes the
+worker claim the best claimable job of the queues it serves from the database, run it,
+and claim again until nothing is left. A redelivered or duplicate message is harmless —
+claims are atomic, so it finds the job taken and ends.
+
+Run it with the solo pool (TensorFlow and fork do not mix), one process per GPU,
+prefetch 1 and late acks: `ewc worker --queue gpu`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+from dataclasses import dataclass, field
+
+from celery import Celery, signals
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from ewc.broker import RUN_NEXT_TASK, make_celery
+from ewc.settings import Settings
+from store import jobs
+from store.db import make_engine, make_session_factory, unit_of_work
+from worker.runner import Outcome, run_job
+
+log = logging.getLogger("ewc.worker")
+
+QUEUES: tuple[str, ...] = ("cpu", "gpu")
+
+
+def worker_name() -> str:
+    """This process's name in the `worker` column: host:pid:random (unique across restarts)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@dataclass
+class WorkerRuntime:
+    """What the task needs: the database, the queues served, the device, a shutdown flag."""
+
+    settings: Settings
+    queues: list[str]
+    engine: Engine
+    sessions: sessionmaker[Session]
+    device: str = "CPU"
+    name: str = field(default_factory=worker_name)
+    shutting_down: threading.Event = field(default_factory=threading.Event)
+    jobs_run: int = 0
+
+    def run_until_idle(self, hint: int | None = None) -> list[tuple[int, Outcome]]:
+        """Claim and run jobs of `self.queues` until none is claimable (or shutdown).
+
+        Returns (experiment id, outcome) of each job run. `hint` (the id in the wake-up)
+        is only logged: the database decides what runs next.
+        """
+        done: list[tuple[int, Outcome]] = []
+        while not self.shutting_down.is_set():
+            with unit_of_work(self.sessions) as session:
+                job = jobs.claim_next_job(
+                    session,
+                    self.queues,
+                    self.name,
+                    self.settings.heartbeat_timeout_s,
+                    self.settings.max_attempts,
+                )
+            if job is None:
+                break
+            log.info(
+                "event=job_claimed experiment_id=%s worker=%s attempt=%s hint=%s",
+                job.id,
+                self.name,
+                job.attempts,
+                hint,
+            )
+            outcome = run_job(
+                job,
+                worker=self.name,
+                settings=self.settings,
+                sessions=self.sessions,
+                device=self.device,
+                shutting_down=self.shutting_down,
+            )
+            self.jobs_run += 1
+            done.append((job.id, outcome))
+        return done
+
+
+def parse_queues(text: str) -> list[str]:
+    """ "cpu", "gpu" or "cpu,gpu" → the list of queues; raises ValueError naming the choices."""
+    queues = list(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
+    bad = [q for q in queues if q not in QUEUES]
+    if not queues or bad:
+        raise ValueError(
+            f"--queue: {', '.join(bad) or repr(text)} is not a queue; use cpu, gpu or cpu,gpu"
+        )
+    return queues
+
+
+def create_worker_app(
+    settings: Settings, *, queues: list[str] | None = None, device: str = "CPU"
+) -> Celery:
+    """The Celery app of a worker serving `queues` (default: `settings.worker_queue`).
+
+    Registers "ewc.run_next" and keeps the runtime on `app.ewc_runtime` (database sessions,
+    worker name, shutdown flag). Builds an engine; imports no TensorFlow.
+    """
+    served = queues or parse_queues(settings.worker_queue)
+    app = make_celery(settings)
+    app.conf.update(
+        worker_pool="solo",
+        worker_concurrency=1,
+        worker_prefetch_multiplier=1,
+        task_acks_late=True,
+        worker_hijack_root_logger=False,
+        worker_send_task_events=False,
+        task_create_missing_queues=True,
+    )
+    engine = make_engine(settings.resolved_database_url())
+    runtime = WorkerRuntime(
+        settings=settings,
+        queues=served,
+        engine=engine,
+        sessions=make_session_factory(engine),
+        device=device,
+    )
+    app.ewc_runtime = runtime  # type: ignore[attr-defined]
+
+    @app.task(name=RUN_NEXT_TASK, acks_late=True, ignore_result=True)
+    def run_next(queue: str | None = None, experiment_id: int | None = None) -> int:
+        """Claim and run jobs until none is left; returns how many ran."""
+        log.info("event=wakeup queue=%s experiment_id=%s", queue, experiment_id)
+        return len(runtime.run_until_idle(hint=experiment_id))
+
+    def _on_shutdown(**_kwargs) -> None:
+        # Warm shutdown (SIGTERM/SIGINT): the job in progress stops at its next batch and
+        # goes back to the queue, to be resumed from its last checkpoint.
+        runtime.shutting_down.set()
+
+    signals.worker_shutting_down.connect(_on_shutdown, weak=False)
+    return app

@@ -1,0 +1,94 @@
+"""The wake-up sweep: jobs never wait on a lost broker message.
+
+Every `sweep_interval_s` seconds each worker asks the database for jobs of its queues that
+waited longer than that (or whose worker stopped heartbeating) and re-sends their
+wake-ups. It is idempotent: `store.jobs.jobs_needing_wakeup` marks what it returns, so
+several workers sweeping at once send at most one wake-up per job per interval, and no
+more wake-ups are sent than the queue lacks (a wake-up already waiting in the broker makes
+its receiver claim jobs until none is left).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+
+from celery import Celery
+from kombu.exceptions import ChannelError
+from sqlalchemy.orm import Session, sessionmaker
+
+from ewc.broker import send_wakeup
+from ewc.settings import Settings
+from store import jobs
+from store.db import unit_of_work
+
+log = logging.getLogger("ewc.worker")
+
+
+def pending_wakeups(app: Celery, queue: str) -> int | None:
+    """Messages waiting in the broker's `queue` (not yet delivered); None if unknown."""
+    try:
+        with app.connection_for_read() as conn:
+            conn.ensure_connection(max_retries=1)
+            return conn.default_channel.queue_declare(queue=queue, passive=True).message_count
+    except ChannelError:  # Redis: an empty queue does not exist
+        return 0
+    except Exception as exc:  # noqa: BLE001 - unknown size: send anyway
+        log.warning("event=queue_size_unknown queue=%s error=%r", queue, str(exc))
+        return None
+
+
+def sweep_once(
+    app: Celery, sessions: sessionmaker[Session], settings: Settings, queues: list[str]
+) -> int:
+    """Re-send the wake-ups late jobs of `queues` need; returns how many were sent."""
+    sent = 0
+    with unit_of_work(sessions) as session:
+        late = jobs.jobs_needing_wakeup(
+            session,
+            settings.sweep_interval_s,
+            heartbeat_timeout_s=settings.heartbeat_timeout_s,
+            queues=queues,
+        )
+        if not late:
+            return 0
+        wanted = Counter(w.queue for w in late)
+        for queue, count in wanted.items():
+            pending = pending_wakeups(app, queue)
+            missing = count if pending is None else max(0, count - pending)
+            hints = [w for w in late if w.queue == queue][:missing]
+            for wakeup in hints:
+                if send_wakeup(app, queue, wakeup.experiment_id):
+                    sent += 1
+                    log.info(
+                        "event=wakeup_resent experiment_id=%s queue=%s reason=%r",
+                        wakeup.experiment_id,
+                        queue,
+                        wakeup.reason,
+                    )
+    return sent
+
+
+class WakeupSweep(threading.Thread):
+    """Runs `sweep_once` now and then every `settings.sweep_interval_s` seconds."""
+
+    def __init__(
+        self, app: Celery, sessions: sessionmaker[Session], settings: Settings, queues: list[str]
+    ):
+        super().__init__(name="wakeup-sweep", daemon=True)
+        self.app, self.sessions, self.settings, self.queues = app, sessions, settings, queues
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            try:
+                sweep_once(self.app, self.sessions, self.settings, self.queues)
+            except Exception as exc:  # noqa: BLE001 - database or broker away: retry later
+                log.warning("event=sweep_failed error=%r", str(exc))
+            self.done.wait(self.settings.sweep_interval_s)
+
+    def stop(self) -> None:
+        """End the thread after the sweep in progress."""
+        self.done.set()
+        self.join(timeout=10)
