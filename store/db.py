@@ -14,6 +14,9 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+#: Seconds to wait for a PostgreSQL server to accept a connection.
+CONNECT_TIMEOUT_S = 5
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for `url` (SQLite or PostgreSQL), with the pragmas this project relies on."""
@@ -42,8 +45,19 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
+    connect_args = {}
+    if parsed.get_backend_name() == "postgresql":
+        # A server that does not answer fails a request in seconds, not minutes.
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_S
     return create_engine(
-        url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20, pool_recycle=1800
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_recycle=1800,
+        pool_timeout=10,
+        connect_args=connect_args,
     )
 
 

@@ -24,6 +24,9 @@ class LimitReached(StoreError):
 class InvalidInput(StoreError):
     """An argument is malformed (e.g. an unreadable pagination cursor)."""
 
+    #: The request field the problem is about (the API names it in its 422).
+    field: str = "request"
+
 
 class ExperimentNotFound(NotFound):
     def __init__(self, experiment_id: int):
@@ -50,6 +53,8 @@ class ActiveJobCapReached(LimitReached):
 
 
 class InvalidCursor(InvalidInput):
+    field = "cursor"
+
     def __init__(self, cursor: str):
         super().__init__(
             f"cursor {cursor!r} is not one this server gave out; pass the `next_cursor` of "

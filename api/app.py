@@ -1,0 +1,84 @@
+"""The FastAPI application factory.
+
+Nothing is built at import time: `create_app()` returns an app whose lifespan builds the
+engine, the session factory, the Celery client (which only sends wake-ups) and the metrics
+registry, and — when the settings name an admin token — makes sure the `admin` user has it.
+Run it with `ewc api`, or `uvicorn api.app:create_app --factory`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+from api.body_limit import BodySizeLimit
+from api.errors import install_error_handlers
+from api.observability import RequestMetrics, make_registry
+from api.routes import experiments, health, queues
+from api.routes import artifacts, events, reports, sweeps
+from ewc.broker import make_celery
+from ewc.settings import Settings, get_settings
+from store import users
+from store.db import make_engine, make_session_factory, unit_of_work
+
+log = logging.getLogger("ewc.api")
+
+ADMIN_USER = "admin"
+
+
+def _ensure_admin(app: FastAPI, token: str) -> None:
+    try:
+        with unit_of_work(app.state.session_factory) as session:
+            users.ensure_admin(session, ADMIN_USER, token)
+        log.info("event=admin_ensured user=%s", ADMIN_USER)
+    except (SQLAlchemyError, ValueError) as exc:
+        # Keep serving: /readyz reports the database; a restart retries this.
+        log.error("event=admin_not_ensured error=%r", str(exc).splitlines()[0])
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Build the engine, sessions, Celery client and metrics; dispose of them at shutdown."""
+    settings: Settings = app.state.settings
+    engine = make_engine(settings.resolved_database_url())
+    app.state.engine = engine
+    app.state.session_factory = make_session_factory(engine)
+    app.state.celery = make_celery(settings)
+    app.state.registry, app.state.http_metrics = make_registry(app.state.session_factory)
+    if settings.admin_token:
+        await run_in_threadpool(_ensure_admin, app, settings.admin_token)
+    log.info("event=api_started database=%s", engine.url.render_as_string(hide_password=True))
+    try:
+        yield
+    finally:
+        app.state.celery.close()
+        engine.dispose()
+        log.info("event=api_stopped")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The EWC Server HTTP API for `settings` (default: the EWC_* environment)."""
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="EWC Server",
+        version="1",
+        summary="Continual-learning experiments (EWC, FIM, IncDet) as a shared job service.",
+        description="Every `/v1` call needs `Authorization: Bearer <token>`. Accuracies are "
+        "fractions in [0, 1]; times are seconds.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    # Reports first: `/v1/experiments/compare` must not be read as an experiment id.
+    for router in (reports.router, events.router, artifacts.router, sweeps.router):
+        app.include_router(router)
+    for router in (health.router, experiments.router, queues.router):
+        app.include_router(router)
+    return app

@@ -1,0 +1,86 @@
+"""Reject request bodies larger than the settings' `max_body_bytes` with 413.
+
+A declared `Content-Length` above the limit is refused before anything is read; a body
+without one (chunked) is counted as it streams and refused as soon as it passes the limit.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+def too_large_message(max_bytes: int) -> str:
+    """The 413 message: the limit and the setting that raises it."""
+    return (
+        f"request body is larger than this server's limit of {max_bytes} bytes (EWC_MAX_BODY_BYTES)"
+    )
+
+
+class BodyTooLarge(HTTPException):
+    """Raised while reading a streamed body that passes the limit (FastAPI answers 413)."""
+
+    def __init__(self, max_bytes: int):
+        super().__init__(status_code=413, detail=too_large_message(max_bytes))
+
+
+class BodySizeLimit:
+    """ASGI middleware: 413 for request bodies over `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def _reject(self, send: Send) -> None:
+        body = json.dumps({"detail": too_large_message(self.max_bytes)}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope.get("headers", ()):
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > self.max_bytes:
+                    await self._reject(send)
+                    return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise BodyTooLarge(self.max_bytes)
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if not started:
+                await self._reject(send)

@@ -1,0 +1,1 @@
+"""One router per resource: experiments, queues, health (healthz/readyz/metrics)."""

@@ -1,0 +1,129 @@
+"""`/v1/experiments`: submit, read, list, cancel, and the metrics document.
+
+Handlers parse, call a `store.experiments` function, and return a schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
+
+from api.deps import CeleryDep, CurrentUser, SessionDep, SettingsDep
+from api.errors import SpecProblems
+from api.limits import limit_problems
+from api.schemas import ErrorMessage, ExperimentOut, ExperimentPage, Metrics, ProblemList
+from continual_core.spec import ExperimentSpec
+from ewc.broker import send_wakeup
+from store import experiments
+from store.models import JobStatus
+
+log = logging.getLogger("ewc.api")
+
+router = APIRouter(
+    prefix="/v1/experiments",
+    tags=["experiments"],
+    responses={401: {"model": ErrorMessage, "description": "Missing, unknown or revoked token"}},
+)
+
+_NOT_FOUND = {404: {"model": ErrorMessage, "description": "No experiment with this id"}}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        413: {"model": ErrorMessage, "description": "Body larger than EWC_MAX_BODY_BYTES"},
+        422: {"model": ProblemList, "description": "Invalid spec: the field and what is allowed"},
+        429: {"model": ErrorMessage, "description": "Too many queued/running jobs for this user"},
+    },
+)
+def submit_experiment(
+    spec: ExperimentSpec,
+    user: CurrentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    celery: CeleryDep,
+) -> ExperimentOut:
+    """Queue an experiment. The body is the spec (plus optional name, tags, priority, device)."""
+    problems = limit_problems(spec, settings)
+    if problems:
+        raise SpecProblems(problems)
+    experiment = experiments.create_experiment(
+        session,
+        user,
+        spec.to_json_dict(),
+        num_tasks=spec.num_tasks,
+        total_epochs=spec.epochs,
+        max_active=settings.max_active_jobs_per_user,
+    )
+    session.commit()  # the worker woken next must find the row
+    log.info(
+        "event=experiment_submitted experiment_id=%s owner=%s queue=%s",
+        experiment.id,
+        user.name,
+        experiment.queue,
+    )
+    if send_wakeup(celery, experiment.queue, experiment.id):
+        experiments.mark_wakeup_sent(session, [experiment.id])
+    return ExperimentOut.of(experiment)
+
+
+@router.get("", responses={422: {"model": ProblemList, "description": "Bad filter or cursor"}})
+def list_experiments(
+    user: CurrentUser,
+    session: SessionDep,
+    status: JobStatus | None = None,
+    tag: str | None = None,
+    owner: Annotated[str | None, Query(description="User name")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+) -> ExperimentPage:
+    """Experiments newest first, filtered by status, tag and owner; paginated by cursor."""
+    page = experiments.list_experiments(
+        session, status=status, tag=tag, owner=owner, limit=limit, cursor=cursor
+    )
+    return ExperimentPage(
+        items=[ExperimentOut.of(e) for e in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get("/{experiment_id}", responses=_NOT_FOUND)
+def get_experiment(experiment_id: int, user: CurrentUser, session: SessionDep) -> ExperimentOut:
+    """One experiment: status, spec, progress, summary, error, timings, device, owner."""
+    return ExperimentOut.of(experiments.get_experiment(session, experiment_id))
+
+
+@router.get("/{experiment_id}/metrics", responses=_NOT_FOUND)
+def get_metrics(experiment_id: int, user: CurrentUser, session: SessionDep) -> Metrics:
+    """Every epoch row and the test accuracy matrix (partial while the job runs)."""
+    experiment = experiments.get_experiment(session, experiment_id)
+    return Metrics.model_validate(experiments.metrics_document(session, experiment))
+
+
+@router.post(
+    "/{experiment_id}/cancel",
+    responses={
+        **_NOT_FOUND,
+        403: {"model": ErrorMessage, "description": "Neither the owner nor an admin"},
+        409: {"model": ErrorMessage, "description": "Already finished"},
+    },
+)
+def cancel_experiment(experiment_id: int, user: CurrentUser, session: SessionDep) -> ExperimentOut:
+    """Cancel: a queued job at once, a running one at its next check. Owner or admin only."""
+    experiment = experiments.get_experiment(session, experiment_id)
+    if experiment.owner_id != user.id and not user.is_admin:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"experiment {experiment_id} belongs to {experiment.owner.name}; only its owner "
+            "or an admin may cancel it",
+        )
+    experiment = experiments.request_cancel(session, experiment_id)
+    log.info(
+        "event=cancel_requested experiment_id=%s by=%s status=%s",
+        experiment_id,
+        user.name,
+        experiment.status.value,
+    )
+    return ExperimentOut.of(experiment)

@@ -1,0 +1,152 @@
+"""Response bodies of the v1 API (pydantic). Requests use `continual_core.spec.ExperimentSpec`.
+
+Accuracies are fractions in [0, 1]; times are seconds; datetimes are ISO 8601 in UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from store.models import Experiment, JobStatus
+
+
+class Problem(BaseModel):
+    """One thing wrong with a request: the field (dotted path) and what is allowed."""
+
+    field: str
+    message: str
+
+
+class ProblemList(BaseModel):
+    """422: every problem of a request body or query."""
+
+    detail: list[Problem]
+
+
+class ErrorMessage(BaseModel):
+    """4xx/5xx other than validation: one readable sentence."""
+
+    detail: str
+
+
+class Progress(BaseModel):
+    """Where a job is: task k of n, epoch e of m (1-based; 0 before the first one ends)."""
+
+    task: int
+    num_tasks: int
+    epoch: int
+    total_epochs: int
+
+
+class ExperimentOut(BaseModel):
+    """An experiment: its spec, scheduling state, progress and summary."""
+
+    id: int
+    name: str | None
+    tags: list[str]
+    owner: str
+    status: JobStatus
+    spec: dict[str, Any]
+    queue: str
+    priority: int
+    progress: Progress
+    summary: dict[str, Any] | None
+    error: str | None
+    timings: dict[str, Any] | None
+    device: str | None
+    worker: str | None
+    attempts: int
+    cancel_requested: bool
+    sweep_id: int | None = None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, e: Experiment) -> ExperimentOut:
+        """The response body of a stored experiment (owner and tags loaded)."""
+        return cls(
+            id=e.id,
+            name=e.name,
+            tags=e.tag_names,
+            owner=e.owner.name,
+            status=e.status,
+            spec=e.spec,
+            queue=e.queue,
+            priority=e.priority,
+            progress=Progress(
+                task=e.current_task,
+                num_tasks=e.num_tasks,
+                epoch=e.current_epoch,
+                total_epochs=e.total_epochs,
+            ),
+            summary=e.summary,
+            error=e.error,
+            timings=e.timings,
+            device=e.device,
+            worker=e.worker,
+            attempts=e.attempts,
+            cancel_requested=e.cancel_requested,
+            sweep_id=e.sweep_id,
+            created_at=e.created_at,
+            started_at=e.started_at,
+            finished_at=e.finished_at,
+        )
+
+
+class ExperimentPage(BaseModel):
+    """A page of experiments, newest first; pass `next_cursor` back as `cursor` for more."""
+
+    items: list[ExperimentOut]
+    next_cursor: str | None
+
+
+class EpochRow(BaseModel):
+    """One training epoch: loss and the validation accuracy on every task."""
+
+    task: int
+    epoch: int
+    task_epoch: int
+    loss: float
+    val_accuracy: list[float | None]
+    train_s: float
+    eval_s: float
+
+
+class Metrics(BaseModel):
+    """The result document, the same shape as `ewc run --json`'s last line.
+
+    `accuracy_matrix[i][j]` = test accuracy on task j+1 after training task i+1.
+    """
+
+    spec: dict[str, Any]
+    epochs: list[EpochRow]
+    accuracy_matrix: list[list[float | None]]
+    summary: dict[str, Any] | None
+    timings: dict[str, Any]
+    fisher: str | None
+    versions: dict[str, Any]
+
+
+class QueueDepth(BaseModel):
+    """Jobs of one queue: waiting (queued) and running."""
+
+    waiting: int
+    running: int
+
+
+class Queues(BaseModel):
+    """Every queue's depth, and jobs by status."""
+
+    queues: dict[str, QueueDepth]
+    status: dict[str, int] = Field(description="Number of experiments in each status.")
+
+
+class Health(BaseModel):
+    """Liveness / readiness: "ok", or which dependency failed and why."""
+
+    status: str
+    checks: dict[str, str] = Field(default_factory=dict)
