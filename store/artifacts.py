@@ -42,6 +42,7 @@ class ArtifactPathRefused(InvalidInput):
     def __init__(self, path: str, why: str):
         super().__init__(f"artifact path {path!r} is refused: {why}")
         self.path = path
+        self.field = "path"
 
 
 class ArtifactNotFound(NotFound):

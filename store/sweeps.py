@@ -41,6 +41,7 @@ class GridError(InvalidInput):
     def __init__(self, path: str, message: str):
         super().__init__(f"grid {path}: {message}")
         self.path = path
+        self.field = f"grid.{path}" if path else "grid"
 
 
 class SweepNotFound(NotFound):

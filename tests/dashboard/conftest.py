@@ -91,3 +91,42 @@ def make_experiment(session_factory) -> Callable[..., int]:
             return exp.id
 
     return create
+
+
+ADMIN_TOKEN = "dashboard-test-admin-token"
+
+
+@pytest.fixture
+def app_settings(database_url: str, redis_url: str, tmp_path):
+    """Settings of a test API: the test database, a real broker, data under tmp_path."""
+    from ewc.settings import Settings
+
+    return Settings(
+        database_url=database_url,
+        broker_url=redis_url,
+        data_dir=tmp_path / "data",
+        admin_token=ADMIN_TOKEN,
+    )
+
+
+@pytest.fixture
+def api(session_factory, app_settings):
+    """A TestClient of the real app (lifespan run) with the admin's bearer token set."""
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+
+    app = create_app(app_settings)
+    app.state.events_poll_s = 0.05
+    with TestClient(app) as client:
+        client.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+        yield client
+
+
+@pytest.fixture
+def admin_id(api, session_factory) -> int:
+    """The id of the admin user the app created at start-up."""
+    from sqlalchemy import select
+
+    with session_factory() as s:
+        return s.scalar(select(User.id).where(User.name == "admin"))

@@ -1,0 +1,95 @@
+"""`/v1/experiments/{id}/artifacts`: the final model, per-task checkpoints (as zips) and
+TensorBoard files of an experiment, listed and downloaded.
+
+Every requested path goes through `store.artifacts.resolve_artifact`: nothing outside the
+experiment's artifacts folder can be read (`..`, absolute paths, symlinks out → 422).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, StreamingResponse
+from pydantic import BaseModel
+
+from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.schemas import ErrorMessage, ProblemList
+from store import artifacts, experiments
+
+router = APIRouter(
+    prefix="/v1/experiments",
+    tags=["artifacts"],
+    responses={401: {"model": ErrorMessage, "description": "Missing, unknown or revoked token"}},
+)
+
+
+class ArtifactOut(BaseModel):
+    """One downloadable artifact; folders (checkpoints, tensorboard) come as `<name>.zip`."""
+
+    path: str
+    kind: str
+    size: int
+    files: int
+    modified: datetime
+    url: str
+
+
+class ArtifactList(BaseModel):
+    """Every artifact of an experiment (empty before its first checkpoint)."""
+
+    experiment_id: int
+    items: list[ArtifactOut]
+
+
+@router.get(
+    "/{experiment_id}/artifacts",
+    responses={404: {"model": ErrorMessage, "description": "No experiment with this id"}},
+)
+def list_artifacts(
+    experiment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> ArtifactList:
+    """The final model (`model.keras`), the checkpoint after each task (`task-<k>.zip`) and
+    TensorBoard event files (`tensorboard.zip`), with sizes in bytes."""
+    experiments.get_experiment(session, experiment_id)
+    items = artifacts.list_artifacts(settings.resolved_artifacts_dir(), experiment_id)
+    return ArtifactList(
+        experiment_id=experiment_id,
+        items=[
+            ArtifactOut(
+                path=a.path, kind=a.kind, size=a.size, files=a.files, modified=a.modified,
+                url=f"/v1/experiments/{experiment_id}/artifacts/{a.path}",
+            )
+            for a in items
+        ],
+    )
+
+
+@router.get(
+    "/{experiment_id}/artifacts/{path:path}",
+    response_model=None,
+    responses={
+        200: {"content": {"application/octet-stream": {}, "application/zip": {}}},
+        404: {"model": ErrorMessage, "description": "No such experiment or artifact"},
+        422: {"model": ProblemList, "description": "A path that would leave the folder"},
+    },
+)
+def download_artifact(
+    experiment_id: int, path: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+) -> FileResponse | StreamingResponse:
+    """Download one artifact: a file as is, a folder (`task-1.zip`) as a zip made on the fly."""
+    experiments.get_experiment(session, experiment_id)
+    root = settings.resolved_artifacts_dir()
+    location, is_folder = artifacts.resolve_artifact(root, experiment_id, path)
+    filename = f"experiment-{experiment_id}-{path.replace('/', '-')}"
+    session.commit()  # no transaction (SQLite: no lock) held while the download streams
+    if is_folder:
+        spool = artifacts.zip_folder(
+            location, artifacts.experiment_dir(root, experiment_id).resolve()
+        )
+        return StreamingResponse(
+            artifacts.iter_chunks(spool),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return FileResponse(location, media_type="application/octet-stream", filename=filename)

@@ -1,0 +1,123 @@
+"""`/v1/experiments/...`: plots, comparison and export of stored metrics.
+
+Included before the experiments router, so `/v1/experiments/compare` is not read as an id.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+
+from api import plots, reports
+from api.deps import CurrentUser, SessionDep
+from api.schemas import ErrorMessage, ExperimentOut, ProblemList
+from store import experiments
+
+router = APIRouter(
+    prefix="/v1/experiments",
+    tags=["reports"],
+    responses={401: {"model": ErrorMessage, "description": "Missing, unknown or revoked token"}},
+)
+
+_NOT_FOUND = {404: {"model": ErrorMessage, "description": "No experiment with this id"}}
+_PNG = {"content": {"image/png": {}}, "description": "A PNG image"}
+
+
+@router.get(
+    "/compare",
+    responses={
+        404: {"model": ErrorMessage, "description": "Lists every unknown id"},
+        422: {"model": ProblemList, "description": "ids is not a list of experiment ids"},
+    },
+)
+def compare_experiments(
+    user: CurrentUser,
+    session: SessionDep,
+    ids: Annotated[str | None, Query(description="Experiment ids, comma-separated: 1,2,3")] = None,
+) -> dict[str, Any]:
+    """Several experiments side by side: a summary per experiment and the spec fields that
+    differ (`spec_differences`: {field: {id: value}}) or agree (`common_spec`)."""
+    found = reports.load_experiments(session, reports.parse_ids(ids))
+    return reports.comparison(found)
+
+
+def _plot(request: Request, session, experiment_id: int, kind: str) -> Response:
+    experiment = experiments.get_experiment(session, experiment_id)
+    try:
+        png = reports.experiment_plot(
+            session, reports.plot_cache(request.app.state), experiment, kind
+        )
+    except plots.NothingToPlot as exc:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"experiment {experiment_id} ({experiment.status.value}): {exc}; try again later",
+        ) from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+_PLOT_RESPONSES = {
+    200: _PNG,
+    **_NOT_FOUND,
+    409: {"model": ErrorMessage, "description": "Nothing to plot yet"},
+}
+
+
+@router.get(
+    "/{experiment_id}/plots/accuracy-matrix.png",
+    response_class=Response,
+    responses=_PLOT_RESPONSES,
+)
+def accuracy_matrix_plot(
+    experiment_id: int, request: Request, user: CurrentUser, session: SessionDep
+) -> Response:
+    """The test accuracy matrix as an annotated heatmap (PNG, 640 × 520 px); 409 before the
+    first task has finished."""
+    return _plot(request, session, experiment_id, "accuracy-matrix")
+
+
+@router.get("/{experiment_id}/plots/curves.png", response_class=Response, responses=_PLOT_RESPONSES)
+def curves_plot(
+    experiment_id: int, request: Request, user: CurrentUser, session: SessionDep
+) -> Response:
+    """Validation accuracy per task over the epochs, task boundaries dashed (PNG, 800 × 450
+    px); 409 before the first epoch has finished."""
+    return _plot(request, session, experiment_id, "curves")
+
+
+@router.get(
+    "/{experiment_id}/export.csv",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND},
+)
+def export_csv(experiment_id: int, user: CurrentUser, session: SessionDep) -> Response:
+    """The metrics as CSV: one row per epoch (validation accuracy per task), then one
+    "test" row per finished task (the accuracy matrix). Accuracies are fractions."""
+    experiment = experiments.get_experiment(session, experiment_id)
+    doc = experiments.metrics_document(session, experiment)
+    return Response(
+        reports.metrics_csv(doc, experiment_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="experiment-{experiment_id}.csv"'},
+    )
+
+
+@router.get(
+    "/{experiment_id}/export.json",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, **_NOT_FOUND},
+)
+def export_json(experiment_id: int, user: CurrentUser, session: SessionDep) -> Response:
+    """The experiment and its metrics document in one file: {"experiment", "metrics"}."""
+    experiment = experiments.get_experiment(session, experiment_id)
+    body = {
+        "experiment": ExperimentOut.of(experiment).model_dump(mode="json"),
+        "metrics": experiments.metrics_document(session, experiment),
+    }
+    return Response(
+        json.dumps(jsonable_encoder(body), indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="experiment-{experiment_id}.json"'},
+    )

@@ -1,0 +1,142 @@
+"""Queueing experiments from the dashboard's form and from sweeps, with the same checks as
+`POST /v1/experiments`: the spec, the server's limits, the per-user cap, then a wake-up per
+job once the rows are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from celery import Celery
+from pydantic import ValidationError
+from sqlalchemy.orm import Session
+
+from api.errors import SpecProblems
+from api.limits import limit_problems
+from continual_core.spec import ExperimentSpec, validation_problems
+from ewc.broker import send_wakeup
+from ewc.settings import Settings
+from store import experiments as store_experiments
+from store import sweeps as store_sweeps
+from store.errors import LimitReached
+from store.models import Experiment, Sweep, User
+
+log = logging.getLogger("ewc.api")
+
+
+class SweepTooLarge(LimitReached):
+    def __init__(self, user: str, points: int, active: int, cap: int):
+        super().__init__(
+            f"this sweep has {points} grid points, but user {user!r} already has {active} "
+            f"queued or running experiments and the cap is {cap} per user; shrink the grid "
+            "or wait for some jobs to finish"
+        )
+
+
+def create_experiment(
+    session: Session, settings: Settings, user: User, spec: ExperimentSpec
+) -> Experiment:
+    """A queued experiment for a valid spec (not committed, no wake-up yet).
+
+    Raises `SpecProblems` (422) above the server's limits, `ActiveJobCapReached` (429).
+    """
+    problems = limit_problems(spec, settings)
+    if problems:
+        raise SpecProblems(problems)
+    return store_experiments.create_experiment(
+        session,
+        user,
+        spec.to_json_dict(),
+        num_tasks=spec.num_tasks,
+        total_epochs=spec.epochs,
+        max_active=settings.max_active_jobs_per_user,
+    )
+
+
+def wake(session: Session, celery: Celery, created: Sequence[Experiment]) -> int:
+    """Send one wake-up per (committed) experiment; returns how many the broker took.
+
+    A wake-up the broker refuses is not an error: the worker's sweep re-sends it.
+    """
+    sent = [e.id for e in created if send_wakeup(celery, e.queue, e.id)]
+    store_experiments.mark_wakeup_sent(session, sent)
+    session.commit()
+    return len(sent)
+
+
+def _describe(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def sweep_points(
+    base: dict[str, Any], grid: Any, settings: Settings
+) -> list[tuple[dict[str, Any], ExperimentSpec]]:
+    """(params, validated spec) per grid point. Nothing is written.
+
+    Raises `GridError` (422) for a malformed grid, and `SpecProblems` (422) naming, for
+    each invalid point, the grid path (`grid.ewc.lambda`) or base field (`base.epochs`)
+    with the offending value and the point.
+    """
+    points = store_sweeps.expand_grid(base, grid)
+    problems: dict[tuple[str, str], None] = {}
+    valid: list[tuple[dict[str, Any], ExperimentSpec]] = []
+    for params, raw in points:
+        try:
+            spec = ExperimentSpec.model_validate(raw)
+        except ValidationError as exc:
+            for field, msg in validation_problems(exc):
+                key = next((k for k in params if field == k or field.startswith(k + ".")), None)
+                if key is not None:
+                    problems[(f"grid.{key}", f"{params[key]!r}: {msg}")] = None
+                else:
+                    problems[(f"base.{field}", f"{msg} (at grid point {_describe(params)})")] = None
+            continue
+        for field, msg in limit_problems(spec, settings):
+            problems[(f"grid.{field}" if field in params else f"base.{field}", msg)] = None
+        valid.append((params, spec))
+    if problems:
+        raise SpecProblems(list(problems))
+    return valid
+
+
+def create_sweep(
+    session: Session,
+    settings: Settings,
+    user: User,
+    *,
+    base: dict[str, Any],
+    grid: Any,
+    name: str | None = None,
+) -> tuple[Sweep, list[Experiment]]:
+    """A sweep and one queued experiment per grid point, all or nothing (not committed).
+
+    Every point is validated first; the per-user cap must leave room for all of them.
+    """
+    points = sweep_points(base, grid, settings)
+    active = store_experiments.count_active_jobs(session, user)
+    cap = settings.max_active_jobs_per_user
+    if active + len(points) > cap:
+        raise SweepTooLarge(user.name, len(points), active, cap)
+    sweep = store_sweeps.create_sweep(
+        session, owner_id=user.id, base_spec=base, grid=store_sweeps.check_grid(grid), name=name
+    )
+    label = name or f"sweep {sweep.id}"
+    created = []
+    for params, spec in points:
+        experiment = store_experiments.create_experiment(
+            session,
+            user,
+            spec.to_json_dict(),
+            num_tasks=spec.num_tasks,
+            total_epochs=spec.epochs,
+            name=f"{label} · {_describe(params)}"[:200],
+        )
+        experiment.sweep_id = sweep.id
+        created.append(experiment)
+    session.flush()
+    log.info(
+        "event=sweep_created sweep_id=%s owner=%s experiments=%s", sweep.id, user.name, len(created)
+    )
+    return sweep, created
