@@ -1,0 +1,162 @@
+"""`ewc worker` (a Celery worker that trains jobs) and `ewc up` (the whole local service).
+
+`ewc worker` imports TensorFlow (seconds); `ewc up` does not — it starts the API and one
+worker as child processes. Both read the one settings object (`EWC_*` variables).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import sys
+from typing import Annotated
+
+import typer
+
+from ewc.settings import Settings
+
+QueueOption = Annotated[
+    str | None,
+    typer.Option(
+        "--queue",
+        "-Q",
+        help="Queue(s) to serve: cpu, gpu or cpu,gpu. Default: EWC_WORKER_QUEUE (cpu).",
+    ),
+]
+ConcurrencyOption = Annotated[
+    int,
+    typer.Option(
+        "--concurrency",
+        help="Always 1: one worker process trains one job at a time. Start one `ewc worker` "
+        "per GPU (CUDA_VISIBLE_DEVICES=k) to use several.",
+    ),
+]
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def configure_logging(level: str) -> None:
+    """One line per event: `time level logger event=... experiment_id=...`."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+
+
+def _check_database(url: str) -> None:
+    """Exit with a message unless the database answers and has been migrated."""
+    from sqlalchemy import inspect
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db import make_engine
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as conn:
+            migrated = inspect(conn).has_table("experiments")
+    except SQLAlchemyError as exc:
+        _fail(
+            f"cannot reach the database ({exc.__class__.__name__}: {exc}); check EWC_DATABASE_URL"
+        )
+    finally:
+        engine.dispose()
+    if not migrated:
+        _fail("the database has no tables yet; run `ewc migrate` first")
+
+
+def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> None:
+    """Train jobs from the queue(s): a Celery worker, solo pool, one job at a time."""
+    from worker.celery_app import parse_queues
+
+    settings = Settings()
+    if concurrency != 1:
+        _fail(
+            "--concurrency must be 1: TensorFlow jobs run one per process. Start one "
+            "`ewc worker` per GPU instead (CUDA_VISIBLE_DEVICES=0, 1, ...)."
+        )
+    try:
+        queues = parse_queues(queue or settings.worker_queue)
+    except ValueError as exc:
+        _fail(str(exc))
+    configure_logging(settings.log_level)
+    log = logging.getLogger("ewc.worker")
+    _check_database(settings.resolved_database_url())
+
+    from worker.devices import detect_device
+
+    device = detect_device()  # imports TensorFlow now, not at the first job
+    if "gpu" in queues and device == "CPU":
+        _fail(
+            "this worker serves the gpu queue but TensorFlow sees no GPU (check the NVIDIA "
+            "driver / container runtime, or serve the cpu queue: --queue cpu)"
+        )
+    import continual_core.trainer  # noqa: F401 - warm the import so the first job starts fast
+    from worker.celery_app import create_worker_app
+    from worker.sweep import WakeupSweep
+
+    app = create_worker_app(settings, queues=queues, device=device)
+    runtime = app.ewc_runtime
+    hostname = f"ewc-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    log.info(
+        "event=worker_start hostname=%s worker=%s queues=%s device=%r database=%s",
+        hostname,
+        runtime.name,
+        ",".join(queues),
+        device,
+        runtime.engine.url.render_as_string(hide_password=True),
+    )
+    sweep = WakeupSweep(app, runtime.sessions, settings, queues)
+    sweep.start()
+    celery_worker = app.Worker(
+        hostname=hostname,
+        queues=queues,
+        pool="solo",
+        concurrency=1,
+        prefetch_multiplier=1,
+        loglevel=settings.log_level.upper(),
+        without_gossip=True,
+        without_mingle=True,
+        optimization="fair",
+        quiet=True,
+    )
+    try:
+        celery_worker.start()
+    finally:
+        sweep.stop()
+        runtime.engine.dispose()
+        log.info("event=worker_stop worker=%s jobs_run=%s", runtime.name, runtime.jobs_run)
+    raise typer.Exit(celery_worker.exitcode or 0)
+
+
+PortOption = Annotated[
+    int | None,
+    typer.Option("--port", help="Port of the API (default: PORT / EWC_PORT, else 8000)."),
+]
+
+
+def up(port: PortOption = None) -> None:
+    """Start the whole local service: database, broker, API and one worker. Ctrl-C stops it."""
+    from ewc.local_service import LocalService, StartupError
+
+    settings = Settings()
+    if port is not None:
+        settings.port = port
+    service = LocalService(settings)
+    try:
+        code = service.run()
+    except StartupError as exc:
+        service.stop()
+        _fail(str(exc), code=1)
+    raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ewc worker` and `ewc up` to the `ewc` command line."""
+    app.command("worker", help="Train queued jobs (a Celery worker; TensorFlow).")(worker)
+    app.command("up", help="Start API + worker + embedded broker + SQLite locally (make run).")(up)
