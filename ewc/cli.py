@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from continual_core.cli import run as run_command
-from ewc import client_cli, service_cli
+from ewc import admin_cli, client_cli, service_cli
 
 app = typer.Typer(
     name="ewc",
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.command("run", help="Train here, with the original project's flags.")(run_command)
 client_cli.register(app)
 service_cli.register(app)
+admin_cli.register(app)
 
 
 def main() -> None:

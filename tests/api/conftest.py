@@ -33,11 +33,17 @@ def empty_database(url: str) -> None:
 
 
 @pytest.fixture
-def migrated_url(database_url: str) -> str:
-    """`database_url`, emptied and migrated to the newest revision."""
+def empty_url(database_url: str) -> str:
+    """`database_url` with nothing in it (not even migrated)."""
     empty_database(database_url)
-    upgrade(database_url)
     return database_url
+
+
+@pytest.fixture
+def migrated_url(empty_url: str) -> str:
+    """`database_url`, emptied and migrated to the newest revision."""
+    upgrade(empty_url)
+    return empty_url
 
 
 @pytest.fixture

@@ -1,0 +1,200 @@
+"""Deployment commands: `ewc migrate`, `ewc api`, `ewc users ...`, `ewc tokens ...`.
+
+They act on the settings' database (`EWC_DATABASE_URL`, default SQLite under
+`EWC_DATA_DIR`). Heavy imports (SQLAlchemy, Alembic, uvicorn) happen inside the commands,
+so `ewc --help` stays fast. A failure prints one line `error: ...` and exits with code 1.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated, TypeVar
+
+import typer
+
+from ewc.settings import get_settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+T = TypeVar("T")
+
+users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
+
+
+def _database_url() -> str:
+    return get_settings().resolved_database_url()
+
+
+def _shown(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    """A unit of work on the settings' database; store and database errors become exit 1."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.db import make_engine, make_session_factory, unit_of_work
+    from store.errors import StoreError
+
+    url = _database_url()
+    engine = make_engine(url)
+    try:
+        with unit_of_work(make_session_factory(engine)) as session:
+            yield session
+    except (StoreError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise _fail(
+            f"database {_shown(url)}: {reason} (is it reachable, and migrated with `ewc migrate`?)"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _run(action: Callable[[Session], T]) -> T:
+    with _session() as session:
+        return action(session)
+
+
+def migrate() -> None:
+    """Upgrade the settings' database to the newest schema (safe to run again)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from store.migrate import current_revision, upgrade
+
+    url = _database_url()
+    try:
+        upgrade(url)
+        revision = current_revision(url)
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise _fail(f"could not migrate {_shown(url)}: {reason}") from None
+    typer.echo(f"database {_shown(url)} is at revision {revision} (head)")
+
+
+def api(
+    host: Annotated[str | None, typer.Option(help="Default: EWC_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: EWC_PORT.")] = None,
+) -> None:
+    """Serve the HTTP API (uvicorn) on the settings' host and port."""
+    import uvicorn
+
+    settings = get_settings()
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+        force=True,
+    )
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,  # the app logs one line per request itself
+        proxy_headers=True,
+    )
+
+
+@users_app.command("create")
+def users_create(
+    name: Annotated[str, typer.Argument(help="User name (unique).")],
+    admin: Annotated[bool, typer.Option("--admin", help="May cancel anyone's jobs.")] = False,
+) -> None:
+    """Create a user and print its first token (shown only this once)."""
+    from store import users
+
+    def create(session: Session) -> str:
+        user = users.create_user(session, name, is_admin=admin)
+        _row, token = users.create_token(session, user)
+        return token
+
+    token = _run(create)
+    typer.echo(
+        f"created user {name}{' (admin)' if admin else ''}; its token (shown once):", err=True
+    )
+    typer.echo(token)
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List users: id, name, admin, created."""
+    from store import users
+
+    rows = _run(lambda s: [(u.id, u.name, u.is_admin, u.created_at) for u in users.list_users(s)])
+    typer.echo(f"{'ID':>4}  {'NAME':<24} {'ADMIN':<5}  CREATED")
+    for user_id, name, is_admin, created in rows:
+        typer.echo(
+            f"{user_id:>4}  {name:<24} {'yes' if is_admin else 'no':<5}  {created:%Y-%m-%d %H:%M}"
+        )
+
+
+@tokens_app.command("create")
+def tokens_create(name: Annotated[str, typer.Argument(help="User name.")]) -> None:
+    """Create another token for a user and print it (shown only this once)."""
+    from store import users
+
+    token = _run(lambda s: users.create_token(s, users.get_user(s, name))[1])
+    typer.echo(f"new token for {name} (shown once):", err=True)
+    typer.echo(token)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    user: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+) -> None:
+    """List tokens: id, user, prefix, created, last used, revoked (never the token itself)."""
+    from store import users
+
+    def rows(session: Session) -> list[tuple]:
+        owner = users.get_user(session, user) if user else None
+        return [
+            (t.id, t.user.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+            for t in users.list_tokens(session, owner)
+        ]
+
+    def when(value) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    typer.echo(
+        f"{'ID':>4}  {'USER':<16} {'PREFIX':<13} {'CREATED':<16}  {'LAST USED':<16}  REVOKED"
+    )
+    for token_id, name, prefix, created, used, revoked in _run(rows):
+        typer.echo(
+            f"{token_id:>4}  {name:<16} {prefix + '…':<13} {when(created):<16}  "
+            f"{when(used):<16}  {when(revoked)}"
+        )
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="Token id (`ewc tokens list`).")],
+) -> None:
+    """Revoke a token: it stops working at once."""
+    from store import users
+
+    name = _run(lambda s: users.revoke_token(s, token_id).user.name)
+    typer.echo(f"revoked token {token_id} of {name}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the deployment commands to the `ewc` app."""
+    app.command("migrate", help="Upgrade the database schema to the newest revision.")(migrate)
+    app.command("api", help="Serve the HTTP API (uvicorn).")(api)
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
