@@ -12,6 +12,7 @@ number of stored rows, status), so a page reload costs nothing and a new epoch r
 from __future__ import annotations
 
 import io
+import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -70,7 +71,7 @@ def accuracy_matrix_png(result: Mapping[str, Any], title: str | None = None) -> 
     if n_cols <= 20:
         for i, row in enumerate(values):
             for j, v in enumerate(row):
-                if v == v:  # not NaN
+                if not math.isnan(v):
                     ax.text(
                         j, i, f"{v:.1f}", ha="center", va="center", fontsize=font,
                         color="black" if v > 60 else "white",

@@ -107,6 +107,13 @@ def load_experiments(session: Session, ids: list[int]) -> list[Experiment]:
     return [found[i] for i in ids]
 
 
+def load_existing(session: Session, ids: list[int]) -> list[Experiment]:
+    """Those of `ids` that exist (unknown ids are skipped), in id order."""
+    if not ids:
+        return []
+    return list(session.scalars(select(Experiment).where(Experiment.id.in_(ids)).order_by(Experiment.id)))
+
+
 def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested spec as {dotted path: value}; an off option (null) stays one entry."""
     flat: dict[str, Any] = {}
@@ -164,7 +171,7 @@ def comparison(experiments: list[Experiment]) -> dict[str, Any]:
                     "num_tasks": e.num_tasks,
                     "epoch": e.current_epoch,
                     "total_epochs": e.total_epochs,
-                },  # fmt: skip
+                },
             }
             for e in experiments
         ],

@@ -189,7 +189,7 @@ def zip_folder(folder: Path, root: Path) -> tempfile.SpooledTemporaryFile:
 
     Files whose real location is outside `root` (symlinks out) are left out.
     """
-    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)
+    spool = tempfile.SpooledTemporaryFile(max_size=32 * 1024 * 1024)  # noqa: SIM115 (returned)
     with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
         for f in _walk_files(folder, root):
             zf.write(f, arcname=f.relative_to(folder).as_posix())

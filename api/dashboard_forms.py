@@ -1,0 +1,177 @@
+"""The dashboard's "new experiment" and "new sweep" forms: HTML form fields (the original
+flags) → a validated `ExperimentSpec`, or a message per form field.
+
+Field names follow the original flags with dashes as underscores (`ewc_lambda` for
+`--ewc-lambda`). Errors are keyed by form field so the page shows each next to its input.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import ValidationError
+
+from continual_core.spec import (
+    DATASET_UPDATES,
+    DATASETS,
+    FISHER_ESTIMATORS,
+    MODELS,
+    ExperimentSpec,
+    validation_problems,
+)
+
+#: Spec path (as `validation_problems` names it) → the form field that sets it.
+FIELD_OF_PATH = {
+    "ewc.lambda": "ewc_lambda",
+    "ewc.samples": "ewc_samples",
+    "fim.threshold": "fim_threshold",
+    "fim.samples": "fim_samples",
+    "incdet.threshold": "incdet_threshold",
+    "tags": "tags",
+}
+
+#: The form's default values (what an empty form shows): the spec's defaults, except a
+#: small offline dataset, so that "Submit" on a fresh form runs anywhere in seconds.
+FORM_DEFAULTS: dict[str, str] = {
+    "model": "mlp",
+    "dataset": "mnist-5k",
+    "dataset_update": "permute",
+    "splits": "3",
+    "epochs": "6",
+    "batch_size": "256",
+    "learning_rate": "0.001",
+    "ewc_lambda": "",
+    "ewc_samples": "100",
+    "fim_threshold": "",
+    "fim_samples": "100",
+    "incdet_threshold": "1e-06",
+    "fisher": "empirical",
+    "seed": "0",
+    "priority": "0",
+    "device": "any",
+    "name": "",
+    "tags": "",
+}
+
+CHOICES = {
+    "model": MODELS,
+    "dataset": DATASETS,
+    "dataset_update": DATASET_UPDATES,
+    "fisher": FISHER_ESTIMATORS,
+    "device": ("any", "cpu", "gpu"),
+}
+
+_INTS = ("splits", "epochs", "batch_size", "ewc_samples", "fim_samples", "seed", "priority")
+_FLOATS = ("learning_rate", "ewc_lambda", "fim_threshold", "incdet_threshold")
+
+
+def _checked(form: Mapping[str, Any], name: str) -> bool:
+    return str(form.get(name, "")).lower() in ("on", "true", "1", "yes")
+
+
+def spec_from_form(form: Mapping[str, Any]) -> tuple[ExperimentSpec | None, dict[str, str]]:
+    """(spec, {}) for a valid form, or (None, {form field: message}) for an invalid one."""
+    values = {k: str(form.get(k, "")).strip() for k in FORM_DEFAULTS}
+    errors: dict[str, str] = {}
+    numbers: dict[str, Any] = {}
+    for name in _INTS:
+        if values[name] == "":
+            continue
+        try:
+            numbers[name] = int(values[name])
+        except ValueError:
+            errors[name] = f"{values[name]!r} is not a whole number"
+    for name in _FLOATS:
+        if values[name] == "":
+            continue
+        try:
+            numbers[name] = float(values[name])
+        except ValueError:
+            errors[name] = f"{values[name]!r} is not a number"
+    if errors:
+        return None, errors
+
+    data: dict[str, Any] = {
+        "model": values["model"] or "mlp",
+        "dataset_update": values["dataset_update"] or "full",
+        "fisher": values["fisher"] or "empirical",
+        "device": values["device"] or "any",
+    }
+    if values["dataset"]:
+        data["dataset"] = values["dataset"]
+    for name in ("splits", "epochs", "batch_size", "learning_rate", "seed", "priority"):
+        if name in numbers:
+            data[name] = numbers[name]
+    if _checked(form, "ewc"):
+        data["ewc"] = {"samples": numbers.get("ewc_samples", 100)}
+        if "ewc_lambda" in numbers:
+            data["ewc"]["lambda"] = numbers["ewc_lambda"]
+    if _checked(form, "fim"):
+        data["fim"] = {"samples": numbers.get("fim_samples", 100)}
+        if "fim_threshold" in numbers:
+            data["fim"]["threshold"] = numbers["fim_threshold"]
+    if _checked(form, "incdet"):
+        data["incdet"] = {"threshold": numbers.get("incdet_threshold", 1e-6)}
+    if values["name"]:
+        data["name"] = values["name"]
+    tags = [t.strip() for t in values["tags"].split(",") if t.strip()]
+    if tags:
+        data["tags"] = tags
+    try:
+        return ExperimentSpec.model_validate(data), {}
+    except ValidationError as exc:
+        return None, problems_by_field(validation_problems(exc))
+
+
+def problems_by_field(problems: list[tuple[str, str]]) -> dict[str, str]:
+    """{form field: message} for (spec path, message) problems; unknown paths go to "form"."""
+    errors: dict[str, str] = {}
+    for path, message in problems:
+        field = FIELD_OF_PATH.get(path, path.split(".")[0])
+        if path.startswith("tags"):
+            field = "tags"
+        if field not in FORM_DEFAULTS:
+            field = "form"
+        errors[field] = f"{errors[field]}; {message}" if field in errors else message
+    return errors
+
+
+def form_values(form: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The values to show in the form: the defaults, overlaid with what was submitted."""
+    values: dict[str, Any] = dict(FORM_DEFAULTS)
+    if form is None:
+        values.update(ewc=True, fim=False, incdet=False)
+        return values
+    values.update({k: str(form.get(k, "")) for k in FORM_DEFAULTS})
+    values.update({k: _checked(form, k) for k in ("ewc", "fim", "incdet")})
+    return values
+
+
+def parse_grid_text(text: str) -> tuple[dict[str, list[Any]], dict[str, str]]:
+    """A grid from lines "path=v1,v2,..." (values parsed as JSON where they can be).
+
+    Returns (grid, {}) or ({}, {"grid": message}).
+    """
+    grid: dict[str, list[Any]] = {}
+    for n, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        path, sep, raw = line.partition("=")
+        if not sep or not path.strip() or not raw.strip():
+            return {}, {"grid": f"line {n}: write path=value,value,... (e.g. ewc.lambda=1,10,100)"}
+        grid[path.strip()] = [grid_value(v) for v in raw.split(",") if v.strip()]
+    if not grid:
+        return {}, {"grid": "give at least one line, e.g. ewc.lambda=1,10,100"}
+    return grid, {}
+
+
+def grid_value(text: str) -> Any:
+    """One grid value: JSON when it parses (1, 0.5, true, null), else the string itself."""
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
