@@ -20,7 +20,7 @@ from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
 from api.routes import experiments, health, queues
-from api.routes import artifacts, events, reports, sweeps
+from api.routes import artifacts, dashboard, events, reports, sweeps
 from ewc.broker import make_celery
 from ewc.settings import Settings, get_settings
 from store import users
@@ -77,7 +77,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     # Reports first: `/v1/experiments/compare` must not be read as an experiment id.
-    for router in (reports.router, events.router, artifacts.router, sweeps.router):
+    for router in (reports.router, events.router, artifacts.router, sweeps.router,
+                   dashboard.router, dashboard.root_router):
         app.include_router(router)
     for router in (health.router, experiments.router, queues.router):
         app.include_router(router)
