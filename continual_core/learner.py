@@ -9,6 +9,7 @@ from the start (zeros / False), so finishing a task changes values, never the gr
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
 import keras
@@ -124,7 +125,7 @@ class Learner:
         preds = [self._predict(x[s : s + chunk]).numpy() for s in range(0, len(y), chunk)]
         correct = (np.concatenate(preds) == y) if preds else np.zeros(0, bool)
         return [
-            float(correct[a:b].mean()) if b > a else 0.0 for a, b in zip(bounds[:-1], bounds[1:])
+            float(correct[a:b].mean()) if b > a else 0.0 for a, b in itertools.pairwise(bounds)
         ]
 
     def estimate_fisher(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:

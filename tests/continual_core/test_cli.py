@@ -20,7 +20,7 @@ def test_ewc_run_json_last_line_is_the_result(tmp_path: Path) -> None:
            "--epochs=3", "--splits=3", "--dataset-update=permute", "--ewc", "--json",
            "--data-dir", str(tmp_path), "--batch-size", "128"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert set(result) >= {"spec", "epochs", "accuracy_matrix", "summary", "timings", "fisher", "versions"}

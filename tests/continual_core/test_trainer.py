@@ -7,12 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from continual_core.events import Callback, EpochEnd, RunStart, StopRequested, TaskEnd, TrainingDiverged
+from continual_core.events import (
+    Callback,
+    EpochEnd,
+    RunStart,
+    StopRequested,
+    TaskEnd,
+    TrainingDiverged,
+)
 from continual_core.spec import ExperimentSpec
 from continual_core.trainer import train
 
-SPEC = dict(dataset="digits", dataset_update="permute", splits=3, epochs=6, batch_size=64,
-            ewc={"lambda": 10.0}, fim={"threshold": 1e-3}, augment=True, seed=3)
+SPEC = {"dataset": "digits", "dataset_update": "permute", "splits": 3, "epochs": 6, "batch_size": 64,
+        "ewc": {"lambda": 10.0}, "fim": {"threshold": 1e-3}, "augment": True, "seed": 3}
 
 
 @dataclass
@@ -91,7 +98,7 @@ def test_stop_then_resume_from_checkpoint_equals_uninterrupted(
 def test_checkpoint_of_another_spec_is_refused(tmp_path: Path) -> None:
     from continual_core.checkpoint import CheckpointMismatch
 
-    small = dict(dataset="digits", dataset_update="permute", splits=2, epochs=2, batch_size=128)
+    small = {"dataset": "digits", "dataset_update": "permute", "splits": 2, "epochs": 2, "batch_size": 128}
     train(ExperimentSpec(**small), dataset_cache=tmp_path, checkpoint_dir=tmp_path / "c")
     with pytest.raises(CheckpointMismatch):
         train(ExperimentSpec(**{**small, "seed": 1}), dataset_cache=tmp_path, checkpoint_dir=tmp_path / "c")
