@@ -21,7 +21,14 @@ from rich.console import Console
 from rich.table import Table
 
 from continual_core import flags as F
-from continual_core.events import Callback, EpochEnd, RunStart, StopRequested, TaskEnd, TrainingDiverged
+from continual_core.events import (
+    Callback,
+    EpochEnd,
+    RunStart,
+    StopRequested,
+    TaskEnd,
+    TrainingDiverged,
+)
 from continual_core.report import epoch_cells, matrix_table, summary_table
 
 AsJson = Annotated[
@@ -119,9 +126,9 @@ def run(
     console = Console(stderr=as_json, highlight=False)
     errors = Console(stderr=True, highlight=False)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from continual_core.checkpoint import CheckpointMismatch  # noqa: PLC0415
-    from continual_core.datasets import DatasetUnavailable  # noqa: PLC0415
-    from continual_core.trainer import train  # noqa: PLC0415 — TensorFlow from here on
+    from continual_core.checkpoint import CheckpointMismatch
+    from continual_core.datasets import DatasetUnavailable
+    from continual_core.trainer import train
 
     try:
         result = train(
