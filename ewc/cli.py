@@ -6,7 +6,7 @@ from __future__ import annotations
 import typer
 
 from continual_core.cli import run as run_command
-from ewc import admin_cli, client_cli, service_cli
+from ewc import admin_cli, artifacts_cli, client_cli, service_cli, sweep_cli
 
 app = typer.Typer(
     name="ewc",
@@ -19,6 +19,8 @@ app.command("run", help="Train here, with the original project's flags.")(run_co
 client_cli.register(app)
 service_cli.register(app)
 admin_cli.register(app)
+sweep_cli.register(app)
+artifacts_cli.register(app)
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from continual_core import flags as F
 from continual_core.report import result_renderables
+from ewc import live_client
 
 console = Console()
 err_console = Console(stderr=True)
@@ -97,7 +99,8 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
         console=err_console,
     ) as progress:
         bar = progress.add_task("queued", total=None, id=exp_id, acc="")
-        while True:
+        exp = live_client.follow_events(client, exp_id, progress, bar)  # SSE; None → poll
+        while exp is None or exp["status"] not in FINISHED:
             exp = client.request("GET", f"/v1/experiments/{exp_id}")
             p = exp.get("progress") or {}
             acc = ""
@@ -116,6 +119,7 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
             if exp["status"] in FINISHED:
                 return exp
             time.sleep(poll_s)
+        return exp
 
 
 def submit(
@@ -215,11 +219,24 @@ def _print_results(metrics: dict, exp: dict | None = None) -> None:
 def results(
     experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
     as_json: AsJson = False,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Save a plot PNG to this file "
+                    "(accuracy matrix if the name contains 'matrix', else the curves).",
+                    dir_okay=False, show_default=False)] = None,
+    plot_kind: Annotated[str | None, typer.Option("--plot-kind", help="curves or "
+                         "accuracy-matrix (overrides the file name).", show_default=False)] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """Show an experiment's per-epoch table, accuracy matrix and summary."""
+    """Show an experiment's per-epoch table, accuracy matrix and summary (or save a plot)."""
     client = Client(url, token)
+    if plot is not None:
+        try:
+            kind = live_client.plot_kind_for(plot, plot_kind)
+            size = live_client.save_plot(client, experiment_id, plot, kind)
+        except (ValueError, RuntimeError) as exc:
+            raise _fail(str(exc)) from None
+        err_console.print(f"saved the {kind} plot of #{experiment_id} to {plot} ({size} bytes)")
+        return
     metrics = client.request("GET", f"/v1/experiments/{experiment_id}/metrics")
     if as_json:
         console.print_json(json.dumps(metrics))

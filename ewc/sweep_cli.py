@@ -1,0 +1,156 @@
+"""`ewc sweep`: submit a grid of experiments to the server and (with --wait) follow it.
+
+    ewc sweep --dataset digits --dataset-update permute --splits 3 --epochs 6 --ewc \\
+        --grid ewc.lambda=1,10,100 --grid seed=0,1,2 --wait
+
+The base spec comes from the original flags and/or `--base-spec FILE` (JSON); each
+`--grid PATH=V1,V2,...` names a dotted spec path and its values (parsed as JSON where they
+can be: 1, 0.5, true, null; otherwise strings). The server validates every point first.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from continual_core import flags as F
+from ewc.client_cli import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console
+
+FINISHED = {"succeeded", "failed", "cancelled"}
+
+
+def grid_value(text: str) -> Any:
+    """One grid value: JSON when it parses (1, 0.5, true, null), else the string itself."""
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_grid(options: list[str]) -> dict[str, list[Any]]:
+    """{path: values} from `--grid PATH=V1,V2,...` options; raises typer.BadParameter."""
+    grid: dict[str, list[Any]] = {}
+    for option in options:
+        path, sep, raw = option.partition("=")
+        values = [grid_value(v) for v in raw.split(",") if v.strip()]
+        if not sep or not path.strip() or not values:
+            raise typer.BadParameter(
+                f"{option!r}: write PATH=V1,V2,... e.g. ewc.lambda=1,10,100", param_hint="--grid"
+            )
+        if path.strip() in grid:
+            raise typer.BadParameter(f"{path.strip()} is given twice", param_hint="--grid")
+        grid[path.strip()] = values
+    if not grid:
+        raise typer.BadParameter("give at least one, e.g. --grid seed=0,1,2", param_hint="--grid")
+    return grid
+
+
+def _fmt(stats: dict) -> str:
+    if not stats or stats.get("mean") is None:
+        return "–"
+    return f"{100 * stats['mean']:.1f} ± {100 * (stats.get('std') or 0):.1f}"
+
+
+def points_table(doc: dict) -> Table:
+    """The per-point statistics of a sweep document (percent, mean ± std over seeds)."""
+    keys = [k for k in doc["grid"] if k != "seed"]
+    table = Table(title=f"Sweep {doc['id']} {doc.get('name') or ''}".strip(), title_justify="left")
+    for k in keys:
+        table.add_column(k)
+    for col in ("avg acc %", "BWT %", "forgetting %", "done", ""):
+        table.add_column(col, justify="right")
+    for p in doc["points"]:
+        m = p["metrics"]
+        table.add_row(
+            *(str(p["params"].get(k)) for k in keys),
+            _fmt(m.get("average_accuracy")),
+            _fmt(m.get("bwt")),
+            _fmt(m.get("forgetting")),
+            f"{m['average_accuracy']['n']}/{len(p['experiment_ids'])}",
+            "[bold green]best[/bold green]" if p["best"] else "",
+        )
+    return table
+
+
+def sweep(
+    grid: Annotated[
+        list[str],
+        typer.Option("--grid", help="PATH=V1,V2,... (repeatable), e.g. ewc.lambda=1,10,100."),
+    ],
+    base_spec: Annotated[
+        Path | None,
+        typer.Option("--base-spec", help="JSON file with the base spec; flags override it.",
+                     exists=True, dir_okay=False, show_default=False),
+    ] = None,
+    batch_size: F.BatchSize = F.DEFAULTS["batch_size"],
+    epochs: F.Epochs = F.DEFAULTS["epochs"],
+    learning_rate: F.LearningRate = F.DEFAULTS["learning_rate"],
+    model: F.Model = F.DEFAULTS["model"],
+    dataset: F.Dataset = None,
+    dataset_update: F.DatasetUpdate = F.DEFAULTS["dataset_update"],
+    splits: F.Splits = F.DEFAULTS["splits"],
+    ewc: F.Ewc = False,
+    ewc_lambda: F.EwcLambda = None,
+    ewc_samples: F.EwcSamples = F.DEFAULTS["ewc_samples"],
+    fim: F.Fim = False,
+    fim_threshold: F.FimThreshold = None,
+    fim_samples: F.FimSamples = F.DEFAULTS["fim_samples"],
+    incdet: F.Incdet = False,
+    incdet_threshold: F.IncdetThreshold = F.DEFAULTS["incdet_threshold"],
+    seed: F.Seed = F.DEFAULTS["seed"],
+    fisher: F.Fisher = F.DEFAULTS["fisher"],
+    name: Annotated[str | None, typer.Option("--name", help="A name for the sweep.")] = None,
+    tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag for every run.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow the runs until all end.")] = False,
+    poll_s: Annotated[float, typer.Option("--poll", help="Seconds between checks.")] = 2.0,
+    as_json: AsJson = False,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+) -> None:
+    """Submit one experiment per grid point (dotted spec paths), with the original flags as
+    the base; print the sweep id, or with --wait its per-point mean ± std over seeds."""
+    grid_dict = parse_grid(grid)
+    base = F.spec_from_flags(
+        batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, model=model,
+        dataset=dataset, dataset_update=dataset_update, splits=splits, ewc=ewc,
+        ewc_lambda=ewc_lambda, ewc_samples=ewc_samples, fim=fim, fim_threshold=fim_threshold,
+        fim_samples=fim_samples, incdet=incdet, incdet_threshold=incdet_threshold, seed=seed,
+        fisher=fisher, spec_file=base_spec, extra={"tags": tag} if tag else None,
+    ).to_json_dict()  # fmt: skip
+    client = Client(url, token)
+    created = client.request(
+        "POST", "/v1/sweeps", json={"base": base, "grid": grid_dict, "name": name}
+    )
+    err_console.print(
+        f"sweep [bold]{created['id']}[/bold]: {len(created['experiment_ids'])} experiments "
+        f"queued (#{created['experiment_ids'][0]}–#{created['experiment_ids'][-1]})"
+    )
+    doc = created
+    if wait:
+        with err_console.status("waiting") as status:
+            while True:
+                doc = client.request("GET", f"/v1/sweeps/{created['id']}")
+                counts = doc["counts"]
+                status.update(", ".join(f"{n} {k}" for k, n in counts.items() if n))
+                if sum(counts[k] for k in FINISHED) >= sum(counts.values()):
+                    break
+                time.sleep(poll_s)
+    if as_json:
+        console.print_json(json.dumps(doc))
+    elif wait:
+        console.print(points_table(doc))
+    else:
+        console.print(created["id"])
+    if wait and doc["counts"].get("succeeded", 0) < sum(doc["counts"].values()):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `ewc sweep` to the `ewc` app."""
+    app.command("sweep")(sweep)
