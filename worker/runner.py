@@ -42,6 +42,7 @@ from ewc.settings import Settings
 from store import jobs
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus
+from worker.tensorboard import with_tensorboard
 
 log = logging.getLogger("ewc.worker")
 
@@ -268,7 +269,7 @@ def run_job(
         result = train(
             spec,
             dataset_cache=settings.resolved_dataset_cache(),
-            callback=callback,
+            callback=with_tensorboard(callback, checkpoint_dir(settings, job.id)),
             checkpoint_dir=checkpoint_dir(settings, job.id),
             resume=True,
         )
