@@ -62,7 +62,7 @@ class TensorBoardCallback(Callback):
                             name, tf.constant(float(value), tf.float32), metadata=_scalar_metadata()
                         )
             self._writer.flush()
-        except Exception as exc:  # best effort: never fail the job for a chart
+        except Exception as exc:  # noqa: BLE001 (best effort: never fail a job for a chart)
             self._broken = True
             log.warning("event=tensorboard_disabled log_dir=%s error=%r", self.log_dir, str(exc))
 
