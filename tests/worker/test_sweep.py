@@ -1,0 +1,60 @@
+"""The wake-up sweep against a real broker: late jobs get a wake-up, once per interval,
+and never more than the queue lacks."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from ewc.broker import make_celery, send_wakeup
+from ewc.settings import Settings
+from store.models import JobStatus, utcnow
+from worker.sweep import pending_wakeups, sweep_once
+
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
+
+@pytest.fixture
+def broker(redis_url):
+    """A Celery app on the test broker and a queue name no other test uses."""
+    app = make_celery(Settings(broker_url=redis_url))
+    queue = f"sweep-{uuid.uuid4().hex[:8]}"
+    yield app, queue
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge(queue)
+
+
+def test_late_jobs_get_one_wakeup_each_and_a_full_queue_gets_none(
+    broker, session_factory, make_user, make_job
+):
+    app, queue = broker
+    settings = Settings(sweep_interval_s=15, heartbeat_timeout_s=30)
+    owner = make_user("alice")
+    make_job(owner, queue=queue, age_s=60)
+    make_job(owner, queue=queue, age_s=40)
+    make_job(owner, queue=queue)  # just submitted: not late yet
+    make_job(
+        owner, queue=queue, status=JobStatus.running, attempts=1, worker="x", heartbeat_at=utcnow()
+    )  # alive
+    assert pending_wakeups(app, queue) == 0
+
+    assert sweep_once(app, session_factory, settings, [queue]) == 2
+    assert pending_wakeups(app, queue) == 2
+    assert sweep_once(app, session_factory, settings, [queue]) == 0  # marked: not again
+
+    make_job(owner, queue=queue, age_s=50)  # one more late job, two wake-ups still waiting
+    assert sweep_once(app, session_factory, settings, [queue]) == 0
+    assert pending_wakeups(app, queue) == 2
+
+
+def test_a_lost_wakeup_is_resent_after_the_interval(broker, session_factory, make_user, make_job):
+    app, queue = broker
+    settings = Settings(sweep_interval_s=0.01, heartbeat_timeout_s=30)
+    make_job(make_user("alice"), queue=queue, age_s=60)
+    assert sweep_once(app, session_factory, settings, [queue]) == 1
+    with app.connection_for_write() as conn:  # the broker loses it (flushed, restarted...)
+        conn.default_channel.queue_purge(queue)
+    assert pending_wakeups(app, queue) == 0
+    assert sweep_once(app, session_factory, settings, [queue]) == 1
+    assert send_wakeup(app, queue) and pending_wakeups(app, queue) == 2
