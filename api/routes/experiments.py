@@ -34,6 +34,7 @@ _NOT_FOUND = {404: {"model": ErrorMessage, "description": "No experiment with th
     "",
     status_code=status.HTTP_201_CREATED,
     responses={
+        400: {"model": ErrorMessage, "description": "Body not readable (e.g. not UTF-8)"},
         413: {"model": ErrorMessage, "description": "Body larger than EWC_MAX_BODY_BYTES"},
         422: {"model": ProblemList, "description": "Invalid spec: the field and what is allowed"},
         429: {"model": ErrorMessage, "description": "Too many queued/running jobs for this user"},
