@@ -164,3 +164,40 @@ def test_status_counts_and_queue_depths(session_factory, ann_bob) -> None:
                                        "cancelled": 0}
         assert ex.queue_depths(s) == {"cpu": {"waiting": 2, "running": 0},
                                       "gpu": {"waiting": 1, "running": 1}}
+
+
+def test_cap_holds_under_concurrent_submissions(session_factory, ann_bob) -> None:
+    """Four submissions at once with room for two: exactly two get in (the owner's row
+    is locked on PostgreSQL; SQLite serialises writers)."""
+    import threading
+    import time
+
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def slow_count(conn, cursor, statement, *args) -> None:  # widen the race window
+        if "count(" in statement.lower():
+            time.sleep(0.2)
+
+    engine = session_factory.kw["bind"]
+    event.listen(engine, "after_cursor_execute", slow_count)
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            with unit_of_work(session_factory) as s:
+                ex.create_experiment(s, _user(s, "ann"), {}, num_tasks=1, total_epochs=1,
+                                     max_active=2)
+            outcomes.append("created")
+        except ActiveJobCapReached:
+            outcomes.append("capped")
+
+    threads = [threading.Thread(target=submit) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    event.remove(engine, "after_cursor_execute", slow_count)
+    assert sorted(outcomes) == ["capped", "capped", "created", "created"]
+    with unit_of_work(session_factory) as s:
+        assert ex.count_active_jobs(s, _user(s, "ann")) == 2
