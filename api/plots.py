@@ -117,6 +117,9 @@ def curves_png(result: Mapping[str, Any], title: str | None = None) -> bytes:
     ax.set_ylabel("validation accuracy (%)")
     ax.set_ylim(0, 108)
     ax.set_xlim(min(xs) - 0.5, max(xs) + 0.5)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     if n_tasks <= 12:
         ax.legend(loc="lower left", fontsize=8, ncols=min(n_tasks, 6))

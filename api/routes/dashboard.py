@@ -185,6 +185,7 @@ def progress(user: PageUser, session: SessionDep, ids: str = "") -> JSONResponse
             "task": exp.current_task, "num_tasks": exp.num_tasks,
             "epoch": exp.current_epoch, "total_epochs": exp.total_epochs,
             "average_accuracy": (exp.summary or {}).get("average_accuracy"),
+            "bwt": (exp.summary or {}).get("bwt"),
         }  # fmt: skip
     return JSONResponse(out)
 

@@ -41,6 +41,7 @@ const EWC = (() => {
             row.querySelector(".status").innerHTML = badge(d.status);
             setBar(row.querySelector(".progress"), d, d.status);
             row.querySelector(".avg").textContent = pct(d.average_accuracy);
+            row.querySelector(".bwt").textContent = pct(d.bwt);
           }
         }
       } catch (e) { /* the server restarts: try again next tick */ }

