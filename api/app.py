@@ -19,8 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from api.body_limit import BodySizeLimit
 from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
-from api.routes import experiments, health, queues
-from api.routes import artifacts, dashboard, events, reports, sweeps
+from api.routes import artifacts, dashboard, events, experiments, health, queues, reports, sweeps
 from ewc.broker import make_celery
 from ewc.settings import Settings, get_settings
 from store import users

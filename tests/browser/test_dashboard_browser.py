@@ -19,7 +19,15 @@ import pytest
 
 from ewc.local_service import api_command
 from ewc.settings import Settings
-from tests.e2e.conftest import EWC, SPEC, data_path, free_port, token_for, wait_for_status, wait_healthy
+from tests.e2e.conftest import (
+    EWC,
+    SPEC,
+    data_path,
+    free_port,
+    token_for,
+    wait_for_status,
+    wait_healthy,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
