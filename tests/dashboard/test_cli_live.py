@@ -22,6 +22,8 @@ from tests.dashboard.test_plots import png_size
 from tests.e2e.conftest import free_port, spawn, wait_healthy
 
 runner = CliRunner()
+#: Each test starts a server process: SQLite only here (the TestClient tests cover PostgreSQL).
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture

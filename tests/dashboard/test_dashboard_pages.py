@@ -8,6 +8,7 @@ import re
 import pytest
 from sqlalchemy import select
 
+from store.db import unit_of_work
 from store.models import Experiment, JobStatus
 from tests.dashboard.conftest import ADMIN_TOKEN, sample_result
 from tests.dashboard.test_plots import png_size
@@ -119,6 +120,13 @@ def test_sweep_pages(ui, session_factory):
     page = ui.get(r.headers["location"])
     assert page.status_code == 200 and "Sweep 1: lam" in page.text
     assert "No run has finished yet" in page.text
+    with unit_of_work(session_factory) as s:
+        for i, exp in enumerate(s.scalars(select(Experiment).where(Experiment.sweep_id == 1))):
+            exp.status = JobStatus.succeeded
+            exp.summary = {"average_accuracy": 0.5 + 0.1 * i, "bwt": -0.1, "forgetting": 0.1}
+    page = ui.get(r.headers["location"])
+    assert 'src="/ui/sweeps/1/plot.png' in page.text and 'class="badge best"' in page.text
+    assert png_size(ui.get("/ui/sweeps/1/plot.png", params={"metric": "bwt"}).content) == (720, 450)
     assert "lam" in ui.get("/ui/sweeps").text
     bad = ui.post("/ui/sweeps", data={"base": "{nope", "grid": "seed=0"})
     assert bad.status_code == 422 and "not a JSON object" in bad.text
