@@ -24,7 +24,7 @@ SPEC = {
     "model": "mlp",
     "dataset_update": "permute",
     "splits": 2,
-    "epochs": 60,
+    "epochs": 40,
     "batch_size": 16,
     "seed": 0,
 }
