@@ -6,8 +6,9 @@ b[j]    = test accuracy on task j of the untrained, freshly initialised model.
 - average accuracy = (1/T) Σ_j R[T-1][j]                       (the last row's mean)
 - BWT (backward transfer) = 1/(T-1) Σ_{j<T-1} (R[T-1][j] − R[j][j])      (negative = forgetting)
 - FWT (forward transfer)  = 1/(T-1) Σ_{j>0}   (R[j-1][j] − b[j])          (needs b)
-- forgetting = 1/(T-1) Σ_{j<T-1} (max_{j≤i<T-1} R[i][j] − R[T-1][j])
-  (the best accuracy task j had after it was trained, minus its final accuracy)
+- forgetting = 1/(T-1) Σ_{j<T-1} (max_{j≤i≤T-1} R[i][j] − R[T-1][j])
+  (the best accuracy task j ever had once trained, minus its final accuracy; ≥ 0:
+  a task that only improved has forgotten nothing)
 
 BWT, FWT and forgetting are None for a single task (undefined).
 """
@@ -43,12 +44,15 @@ def forward_transfer(matrix: Sequence[Sequence[float]], initial: Sequence[float]
 
 
 def forgetting(matrix: Sequence[Sequence[float]]) -> float | None:
-    """Mean over earlier tasks of (best accuracy after it was trained − final accuracy)."""
+    """Mean over earlier tasks of (best accuracy it ever had once trained − final accuracy).
+
+    The best includes the final row, so each term is ≥ 0 (improving is not negative
+    forgetting; BWT is the signed measure)."""
     r = np.asarray(matrix, dtype=float)
     t = len(r)
     if t < 2:
         return None
-    return float(np.mean([r[j : t - 1, j].max() - r[t - 1, j] for j in range(t - 1)]))
+    return float(np.mean([r[j:t, j].max() - r[t - 1, j] for j in range(t - 1)]))
 
 
 def summarize(matrix: Sequence[Sequence[float]], initial: Sequence[float] | None = None) -> dict:

@@ -27,3 +27,10 @@ def test_forgetting_uses_best_not_first() -> None:
 
 def test_single_task_has_no_transfer() -> None:
     assert summarize([[0.7]]) == {"average_accuracy": 0.7, "bwt": None, "fwt": None, "forgetting": None}
+
+
+def test_forgetting_is_never_negative() -> None:
+    # Task 1 improves after task 2: BWT is positive, but nothing was forgotten.
+    s = summarize([[0.5, 0.1], [0.6, 0.9]])
+    assert s["bwt"] == pytest.approx(0.1)
+    assert s["forgetting"] == pytest.approx(0.0)
