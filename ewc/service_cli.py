@@ -61,9 +61,9 @@ def _check_database(url: str) -> None:
         with engine.connect() as conn:
             migrated = inspect(conn).has_table("experiments")
     except SQLAlchemyError as exc:
-        _fail(
-            f"cannot reach the database ({exc.__class__.__name__}: {exc}); check EWC_DATABASE_URL"
-        )
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        where = engine.url.render_as_string(hide_password=True)
+        _fail(f"cannot reach the database at {where}: {reason}; check EWC_DATABASE_URL")
     finally:
         engine.dispose()
     if not migrated:
