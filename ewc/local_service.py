@@ -191,6 +191,7 @@ class LocalService:
             "EWC_PORT": str(s.port),
             "PORT": str(s.port),
             "PYTHONUNBUFFERED": "1",
+            "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
         }
         self._spawn("api", api_command(s), env)
         self._spawn("worker", [*EWC, "worker", "--queue", s.worker_queue], env)
@@ -204,10 +205,10 @@ class LocalService:
             pids += f", broker pid {self.redis.pid}"
         auth = '-H "Authorization: Bearer $EWC_TOKEN"'
         spec = (
-            '{"dataset": "digits", "model": "mlp", "dataset_update": "permute", '
-            '"splits": 2, "epochs": 4, "seed": 0}'
+            '{"dataset": "mnist-5k", "dataset_update": "permute", "splits": 3, '
+            '"epochs": 15, "ewc": {"lambda": 100}}'
         )
-        _say(f"EWC Server is up: {self.url}  (API docs: {self.url}/docs)")
+        _say(f"EWC Server is up: {self.url}  (dashboard: {self.url}/ui, API docs: {self.url}/docs)")
         _say(f"Admin token: {token}  ({origin})")
         _say(f"Database: {db_url}")
         _say(f"Broker: {broker_url}   Worker queue: {self.settings.worker_queue}")

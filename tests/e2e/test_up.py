@@ -13,14 +13,17 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.e2e.conftest import EWC, SPEC, free_port, spawn
+from tests.e2e.conftest import EWC, free_port, spawn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 #: Unset for `ewc up`, so that it uses its embedded defaults.
 SERVICE_VARIABLES = ("EWC_DATABASE_URL", "EWC_BROKER_URL", "EWC_ADMIN_TOKEN")
@@ -61,6 +64,10 @@ def test_ewc_up_serves_the_readme_flow_and_stops_cleanly_on_ctrl_c(tmp_path, mon
         children = {p.pid for p in psutil.Process(service.popen.pid).children(recursive=True)}
         assert set(pids[:2]) <= children
 
+        # The example the banner prints (and the README shows): an original command on mnist-5k.
+        example = service.wait_for_line(lambda s: "-d '{" in s)
+        spec_json = example.split("-d '", 1)[1].rsplit("'", 1)[0]
+        assert spec_json in README.read_text(), "the README's example differs from ewc up's"
         auth = ["-H", f"Authorization: Bearer {token}"]
         created = curl(
             "-X",
@@ -70,7 +77,7 @@ def test_ewc_up_serves_the_readme_flow_and_stops_cleanly_on_ctrl_c(tmp_path, mon
             "-H",
             "Content-Type: application/json",
             "-d",
-            json.dumps(SPEC),
+            spec_json,
         )
         assert created["status"] == "queued"
         deadline = time.monotonic() + 120
@@ -82,7 +89,8 @@ def test_ewc_up_serves_the_readme_flow_and_stops_cleanly_on_ctrl_c(tmp_path, mon
             time.sleep(0.2)
         assert job["status"] == "succeeded", job
         metrics = curl(f"{url}/v1/experiments/{created['id']}/metrics", *auth)
-        assert len(metrics["accuracy_matrix"]) == 2 and len(metrics["epochs"]) == 2
+        assert len(metrics["accuracy_matrix"]) == 3 and len(metrics["epochs"]) == 15
+        assert job["summary"]["average_accuracy"] > 0.8, job["summary"]
     finally:
         service.popen.send_signal(signal.SIGINT)
         code = service.popen.wait(timeout=60)
