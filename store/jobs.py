@@ -6,8 +6,10 @@ conditional UPDATE, so two workers (or a redelivered wake-up) can never run one 
 
 - claimable: `queued` (and no cancel asked), or `running` with an expired heartbeat
   (its worker died; the new one resumes it from its last checkpoint);
-- order: priority (high first), then the owner with the fewest running jobs (fair share),
-  then age (oldest first);
+- order: priority (high first), then the owner with the fewest running jobs, then the owner
+  served least recently (`users.last_claimed_at`: round robin between users, so one user's
+  backlog of 100 jobs never makes another's single job wait behind it, even with a single
+  worker), then age (oldest first);
 - a job that already used `max_attempts` attempts is failed with a reason instead.
 
 Metric writes are idempotent upserts on the tables' unique constraints: re-running a task
@@ -30,7 +32,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
 
-from store.models import EpochMetric, Experiment, JobStatus, TaskResult, utcnow
+from store.models import EpochMetric, Experiment, JobStatus, TaskResult, User, utcnow
 
 #: How many candidates one claim looks at before giving up (others won races for them).
 _CLAIM_TRIES = 20
@@ -71,10 +73,12 @@ def _candidates(session: Session, queues: list[str], cutoff, skip: set[int]):
     )
     stmt = (
         select(Experiment)
+        .join(User, User.id == Experiment.owner_id)
         .where(Experiment.queue.in_(queues), _claimable(cutoff))
         .order_by(
             Experiment.priority.desc(),
             running_of_owner.asc(),
+            User.last_claimed_at.asc().nulls_first(),
             Experiment.created_at.asc(),
             Experiment.id.asc(),
         )
@@ -150,6 +154,12 @@ def claim_next_job(
             values["started_at"] = now
         if not _set(session, guard, **values):
             continue  # another worker won this one; look at the next candidate
+        session.execute(
+            update(User)
+            .where(User.id == job.owner_id)
+            .values(last_claimed_at=now)
+            .execution_options(synchronize_session=False)
+        )
         session.refresh(job)
         return job
     return None

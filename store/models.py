@@ -93,6 +93,9 @@ class User(Base):
     name: Mapped[str] = mapped_column(String(64), unique=True)
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    # When a worker last claimed one of this user's jobs: fair share serves the user who
+    # waited longest first (round robin) among users running equally many jobs.
+    last_claimed_at: Mapped[datetime | None] = mapped_column(TZDateTime)
 
     tokens: Mapped[list[ApiToken]] = relationship(back_populates="user")
 
@@ -224,3 +227,23 @@ class Sweep(Base):
     base_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     grid: Mapped[dict[str, Any]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+
+
+class Worker(Base):
+    """A live `ewc worker` process, as it last reported itself (its presence heartbeat).
+
+    Written by the worker every `heartbeat_s` seconds, busy or idle; a row whose
+    `last_heartbeat` is older than `heartbeat_timeout_s` belongs to a dead (or cut-off)
+    worker. A worker that stops cleanly deletes its row.
+    """
+
+    __tablename__ = "workers"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:random
+    hostname: Mapped[str] = mapped_column(String(200))
+    queues: Mapped[str] = mapped_column(String(64))  # "cpu", "gpu" or "cpu,gpu"
+    device: Mapped[str] = mapped_column(String(200))  # "CPU" or "GPU:0 (<name>)"
+    started_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    last_heartbeat: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
+    experiment_id: Mapped[int | None] = mapped_column(Integer)  # the job it runs, if any
+    jobs_run: Mapped[int] = mapped_column(Integer, default=0)

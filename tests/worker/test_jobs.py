@@ -78,6 +78,23 @@ def test_fair_share_a_lone_job_of_a_second_user_goes_before_the_first_users_back
     assert claim(session_factory, "w3") == a_jobs[1]  # both run 1: oldest first
 
 
+def test_fair_share_with_one_worker_is_round_robin_between_users(
+    session_factory, make_user, make_job
+):
+    """One worker, alice's backlog of 30 older jobs, bob's and carol's single jobs: the
+    worker never runs two of alice's in a row while another user waits."""
+    a, b, c = make_user("alice"), make_user("bob"), make_user("carol")
+    a_jobs = [make_job(a, age_s=100 - i) for i in range(30)]
+    b_job, c_job = make_job(b, age_s=10), make_job(c, age_s=5)
+    order = []
+    for _ in range(5):
+        job_id = claim(session_factory, "only")
+        order.append(job_id)
+        with unit_of_work(session_factory) as s:
+            assert jobs.finish_job(s, job_id, "only", JobStatus.succeeded)
+    assert order == [a_jobs[0], b_job, c_job, a_jobs[1], a_jobs[2]]
+
+
 def test_priority_goes_first_then_age(session_factory, make_user, make_job):
     owner = make_user("alice")
     old = make_job(owner, age_s=50)
