@@ -59,3 +59,21 @@ def test_with_tensorboard_keeps_the_stop_signal(tmp_path):
     combined = with_tensorboard(Stopper(), tmp_path)
     assert isinstance(combined, CallbackList) and combined.should_stop()
     assert combined.callbacks[1].log_dir == tmp_path / "tensorboard"
+
+
+def test_tensorboard_itself_shows_the_scalars(tmp_path):
+    """TensorBoard's own loader (what `tensorboard --logdir` serves) sees scalar tags."""
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    cb = TensorBoardCallback(tmp_path / "tb")
+    cb.on_epoch_end(EpochEnd(task=1, epoch=1, task_epoch=1, loss=0.5, val_accuracy=[0.8, 0.1],
+                             train_s=0.1, eval_s=0.0))
+    cb.close()
+    mux = EventMultiplexer()
+    mux.AddRunsFromDirectory(str(tmp_path / "tb"))
+    mux.Reload()
+    tags = mux.PluginRunToTagToContent("scalars")["."]
+    assert {"loss", "val_accuracy/task_1", "val_accuracy/task_2"} <= set(tags)
+    values = mux.Tensors(".", "val_accuracy/task_1")
+    assert [(e.step, float(tf.make_ndarray(e.tensor_proto))) for e in values] == [(1, pytest.approx(0.8))]
