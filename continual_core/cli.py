@@ -90,39 +90,16 @@ def _row(cells: list[str]) -> str:
     return "".join(c.rjust(8) for c in cells)
 
 
+@F.with_spec_flags
 def run(
-    batch_size: F.BatchSize = F.DEFAULTS["batch_size"],
-    epochs: F.Epochs = F.DEFAULTS["epochs"],
-    learning_rate: F.LearningRate = F.DEFAULTS["learning_rate"],
-    model: F.Model = F.DEFAULTS["model"],
-    dataset: F.Dataset = None,
-    dataset_update: F.DatasetUpdate = F.DEFAULTS["dataset_update"],
-    splits: F.Splits = F.DEFAULTS["splits"],
-    ewc: F.Ewc = False,
-    ewc_lambda: F.EwcLambda = None,
-    ewc_samples: F.EwcSamples = F.DEFAULTS["ewc_samples"],
-    fim: F.Fim = False,
-    fim_threshold: F.FimThreshold = None,
-    fim_samples: F.FimSamples = F.DEFAULTS["fim_samples"],
-    incdet: F.Incdet = False,
-    incdet_threshold: F.IncdetThreshold = F.DEFAULTS["incdet_threshold"],
-    seed: F.Seed = F.DEFAULTS["seed"],
-    fisher: F.Fisher = F.DEFAULTS["fisher"],
-    reset_optimizer: F.ResetOptimizer = False,
-    augment: F.Augment = False,
+    flags: F.SpecFlags,
     spec_file: F.SpecFile = None,
     as_json: AsJson = False,
     data_dir: DataDir = None,
     checkpoint_dir: CheckpointDir = None,
 ) -> None:
     """Train locally with the original project's flags and print the results."""
-    spec = F.spec_from_flags(
-        batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, model=model,
-        dataset=dataset, dataset_update=dataset_update, splits=splits, ewc=ewc,
-        ewc_lambda=ewc_lambda, ewc_samples=ewc_samples, fim=fim, fim_threshold=fim_threshold,
-        fim_samples=fim_samples, incdet=incdet, incdet_threshold=incdet_threshold, seed=seed,
-        fisher=fisher, reset_optimizer=reset_optimizer, augment=augment, spec_file=spec_file,
-    )  # raises typer.BadParameter naming the flag → exit code 2
+    spec = flags.to_spec(spec_file=spec_file)  # typer.BadParameter names the flag → exit 2
     console = Console(stderr=as_json, highlight=False)
     errors = Console(stderr=True, highlight=False)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -9,7 +9,11 @@ error into a message naming the flag.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -233,3 +237,68 @@ def spec_from_flags(
 def describe_flag_errors(exc: ValidationError) -> list[str]:
     """One line per problem, naming the command-line flag (or spec field) and what is allowed."""
     return [f"{FLAG_OF_FIELD.get(field, field)}: {msg}" for field, msg in validation_problems(exc)]
+
+
+def _original_flags(
+    batch_size: BatchSize = DEFAULTS["batch_size"],
+    epochs: Epochs = DEFAULTS["epochs"],
+    learning_rate: LearningRate = DEFAULTS["learning_rate"],
+    model: Model = DEFAULTS["model"],
+    dataset: Dataset = None,
+    dataset_update: DatasetUpdate = DEFAULTS["dataset_update"],
+    splits: Splits = DEFAULTS["splits"],
+    ewc: Ewc = False,
+    ewc_lambda: EwcLambda = None,
+    ewc_samples: EwcSamples = DEFAULTS["ewc_samples"],
+    fim: Fim = False,
+    fim_threshold: FimThreshold = None,
+    fim_samples: FimSamples = DEFAULTS["fim_samples"],
+    incdet: Incdet = False,
+    incdet_threshold: IncdetThreshold = DEFAULTS["incdet_threshold"],
+    seed: Seed = DEFAULTS["seed"],
+    fisher: Fisher = DEFAULTS["fisher"],
+    reset_optimizer: ResetOptimizer = False,
+    augment: Augment = False,
+) -> None:
+    """The signature that declares the original flags once (never called)."""
+
+
+#: The flags as keyword-only parameters with their annotations resolved, for Typer.
+FLAG_PARAMETERS: list[inspect.Parameter] = [
+    p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+    for p in inspect.signature(_original_flags, eval_str=True).parameters.values()
+]
+
+
+@dataclass(frozen=True)
+class SpecFlags:
+    """The original flags as given on a command line; `to_spec()` validates them."""
+
+    values: dict[str, Any]
+
+    def to_spec(
+        self, *, spec_file: Path | None = None, extra: dict[str, Any] | None = None
+    ) -> ExperimentSpec:
+        """The validated spec (see `spec_from_flags`); raises typer.BadParameter."""
+        return spec_from_flags(**self.values, spec_file=spec_file, extra=extra)
+
+
+def with_spec_flags(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Give a Typer command every original flag.
+
+    The command declares its own options plus a `flags: SpecFlags` parameter; the wrapper
+    Typer sees has the original flags (`--batch-size` ... `--augment`) and the command's own
+    options, and hands the flags over as one `SpecFlags`.
+    """
+    own = inspect.signature(command, eval_str=True).parameters
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for n, p in own.items() if n != "flags"]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        values = {p.name: kwargs.pop(p.name) for p in FLAG_PARAMETERS}
+        return command(flags=SpecFlags(values), **kwargs)
+
+    wrapper.__signature__ = inspect.Signature([*FLAG_PARAMETERS, *params])  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*FLAG_PARAMETERS, *params)}
+    del wrapper.__wrapped__  # Typer must read the new signature, not the command's
+    return wrapper

@@ -122,26 +122,9 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
         return exp
 
 
+@F.with_spec_flags
 def submit(
-    batch_size: F.BatchSize = F.DEFAULTS["batch_size"],
-    epochs: F.Epochs = F.DEFAULTS["epochs"],
-    learning_rate: F.LearningRate = F.DEFAULTS["learning_rate"],
-    model: F.Model = F.DEFAULTS["model"],
-    dataset: F.Dataset = None,
-    dataset_update: F.DatasetUpdate = F.DEFAULTS["dataset_update"],
-    splits: F.Splits = F.DEFAULTS["splits"],
-    ewc: F.Ewc = False,
-    ewc_lambda: F.EwcLambda = None,
-    ewc_samples: F.EwcSamples = F.DEFAULTS["ewc_samples"],
-    fim: F.Fim = False,
-    fim_threshold: F.FimThreshold = None,
-    fim_samples: F.FimSamples = F.DEFAULTS["fim_samples"],
-    incdet: F.Incdet = False,
-    incdet_threshold: F.IncdetThreshold = F.DEFAULTS["incdet_threshold"],
-    seed: F.Seed = F.DEFAULTS["seed"],
-    fisher: F.Fisher = F.DEFAULTS["fisher"],
-    reset_optimizer: F.ResetOptimizer = False,
-    augment: F.Augment = False,
+    flags: F.SpecFlags,
     spec_file: F.SpecFile = None,
     name: Annotated[str | None, typer.Option("--name", help="A name for the experiment.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
@@ -158,14 +141,7 @@ def submit(
         extra["name"] = name
     if tag:
         extra["tags"] = tag
-    spec = F.spec_from_flags(
-        batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, model=model,
-        dataset=dataset, dataset_update=dataset_update, splits=splits, ewc=ewc,
-        ewc_lambda=ewc_lambda, ewc_samples=ewc_samples, fim=fim, fim_threshold=fim_threshold,
-        fim_samples=fim_samples, incdet=incdet, incdet_threshold=incdet_threshold, seed=seed,
-        fisher=fisher, reset_optimizer=reset_optimizer, augment=augment, spec_file=spec_file,
-        extra=extra,
-    )  # fmt: skip
+    spec = flags.to_spec(spec_file=spec_file, extra=extra)
     client = Client(url, token)
     exp = client.request("POST", "/v1/experiments", json=spec.to_json_dict())
     err_console.print(f"submitted experiment [bold]#{exp['id']}[/bold] ({exp['status']})")

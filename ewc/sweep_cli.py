@@ -78,7 +78,9 @@ def points_table(doc: dict) -> Table:
     return table
 
 
+@F.with_spec_flags
 def sweep(
+    flags: F.SpecFlags,
     grid: Annotated[
         list[str],
         typer.Option("--grid", help="PATH=V1,V2,... (repeatable), e.g. ewc.lambda=1,10,100."),
@@ -88,23 +90,6 @@ def sweep(
         typer.Option("--base-spec", help="JSON file with the base spec; flags override it.",
                      exists=True, dir_okay=False, show_default=False),
     ] = None,
-    batch_size: F.BatchSize = F.DEFAULTS["batch_size"],
-    epochs: F.Epochs = F.DEFAULTS["epochs"],
-    learning_rate: F.LearningRate = F.DEFAULTS["learning_rate"],
-    model: F.Model = F.DEFAULTS["model"],
-    dataset: F.Dataset = None,
-    dataset_update: F.DatasetUpdate = F.DEFAULTS["dataset_update"],
-    splits: F.Splits = F.DEFAULTS["splits"],
-    ewc: F.Ewc = False,
-    ewc_lambda: F.EwcLambda = None,
-    ewc_samples: F.EwcSamples = F.DEFAULTS["ewc_samples"],
-    fim: F.Fim = False,
-    fim_threshold: F.FimThreshold = None,
-    fim_samples: F.FimSamples = F.DEFAULTS["fim_samples"],
-    incdet: F.Incdet = False,
-    incdet_threshold: F.IncdetThreshold = F.DEFAULTS["incdet_threshold"],
-    seed: F.Seed = F.DEFAULTS["seed"],
-    fisher: F.Fisher = F.DEFAULTS["fisher"],
     name: Annotated[str | None, typer.Option("--name", help="A name for the sweep.")] = None,
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag for every run.")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow the runs until all end.")] = False,
@@ -116,12 +101,8 @@ def sweep(
     """Submit one experiment per grid point (dotted spec paths), with the original flags as
     the base; print the sweep id, or with --wait its per-point mean ± std over seeds."""
     grid_dict = parse_grid(grid)
-    base = F.spec_from_flags(
-        batch_size=batch_size, epochs=epochs, learning_rate=learning_rate, model=model,
-        dataset=dataset, dataset_update=dataset_update, splits=splits, ewc=ewc,
-        ewc_lambda=ewc_lambda, ewc_samples=ewc_samples, fim=fim, fim_threshold=fim_threshold,
-        fim_samples=fim_samples, incdet=incdet, incdet_threshold=incdet_threshold, seed=seed,
-        fisher=fisher, spec_file=base_spec, extra={"tags": tag} if tag else None,
+    base = flags.to_spec(
+        spec_file=base_spec, extra={"tags": tag} if tag else None
     ).to_json_dict()  # fmt: skip
     client = Client(url, token)
     created = client.request(
