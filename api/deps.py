@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from ewc.settings import Settings
 from store import users
+from store.db import unit_of_work
 from store.models import User
 
 bearer = HTTPBearer(auto_error=False, description="`Authorization: Bearer <token>`")
@@ -31,15 +32,8 @@ def get_session(request: Request) -> Iterator[Session]:
     Handlers that must make a write visible before a side effect (a wake-up) commit
     themselves first.
     """
-    session: Session = request.app.state.session_factory()
-    try:
+    with unit_of_work(request.app.state.session_factory) as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 def get_celery(request: Request) -> Celery:
