@@ -48,7 +48,9 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
     app.state.celery = make_celery(settings)
-    app.state.registry, app.state.http_metrics = make_registry(app.state.session_factory)
+    app.state.registry, app.state.http_metrics = make_registry(
+        app.state.session_factory, settings.heartbeat_timeout_s
+    )
     if settings.admin_token:
         await run_in_threadpool(_ensure_admin, app, settings.admin_token)
     log.info("event=api_started database=%s", engine.url.render_as_string(hide_password=True))

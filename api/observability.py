@@ -1,7 +1,9 @@
 """Prometheus metrics and request logs.
 
-- `JobsCollector`: jobs by status and queue depths, read from the database at scrape time
-  (so every API replica reports the same truth, and nothing drifts between scrapes).
+- `JobsCollector`: jobs by status, queue depths, job and epoch duration histograms and
+  each worker's heartbeat age, read from the database at scrape time (so every API replica
+  reports the same truth for the whole fleet of workers, on however many hosts, and
+  nothing drifts between scrapes).
 - `RequestMetrics`: an ASGI middleware counting requests and timing them by route
   template (not raw path, so ids do not explode the label set), and writing one log line
   per request.
@@ -14,13 +16,13 @@ import time
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from store import experiments
+from store import experiments, stats, workers
 
 log = logging.getLogger("ewc.api")
 
@@ -28,8 +30,9 @@ log = logging.getLogger("ewc.api")
 class JobsCollector(Collector):
     """Gauges read from the database at scrape time: jobs by status, queue depths."""
 
-    def __init__(self, session_factory: sessionmaker[Session]):
+    def __init__(self, session_factory: sessionmaker[Session], heartbeat_timeout_s: float = 30.0):
         self.session_factory = session_factory
+        self.heartbeat_timeout_s = heartbeat_timeout_s
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("ewc_database_up", "1 if the database answered this scrape")
@@ -43,6 +46,9 @@ class JobsCollector(Collector):
             with self.session_factory() as session:
                 counts = experiments.status_counts(session)
                 depths = experiments.queue_depths(session)
+                durations = stats.job_duration_histograms(session)
+                epochs = stats.epoch_duration_histogram(session)
+                fleet = workers.list_workers(session, self.heartbeat_timeout_s)
         except SQLAlchemyError as exc:
             log.warning("event=metrics_db_error error=%r", str(exc).splitlines()[0])
             up.add_metric([], 0)
@@ -55,6 +61,40 @@ class JobsCollector(Collector):
             for state, n in states.items():
                 depth.add_metric([queue, state], n)
         yield from (up, jobs, depth)
+        job_s = HistogramMetricFamily(
+            "ewc_job_duration_seconds",
+            "Wall time of finished jobs from first start to finish, by final status",
+            labels=["status"],
+        )
+        for status, hist in durations.items():
+            job_s.add_metric([status], _buckets(hist), hist.sum)
+        epoch_s = HistogramMetricFamily(
+            "ewc_epoch_duration_seconds", "Duration of every training epoch (train + validation)"
+        )
+        epoch_s.add_metric([], _buckets(epochs), epochs.sum)
+        age = GaugeMetricFamily(
+            "ewc_worker_heartbeat_age_seconds",
+            "Seconds since each known worker's last presence heartbeat",
+            labels=["worker", "hostname", "queues", "device"],
+        )
+        alive = GaugeMetricFamily(
+            "ewc_workers_alive", "Workers with a fresh heartbeat, per queue", labels=["queue"]
+        )
+        alive_per_queue = {q: 0 for q in depths}
+        for w in fleet:
+            age.add_metric([w.name, w.hostname, ",".join(w.queues), w.device], w.heartbeat_age_s)
+            for queue in w.queues:
+                alive_per_queue[queue] = alive_per_queue.get(queue, 0) + int(w.alive)
+        for queue, n in alive_per_queue.items():
+            alive.add_metric([queue], n)
+        yield from (job_s, epoch_s, age, alive)
+
+
+def _buckets(hist: stats.Histogram) -> list[tuple[str, float]]:
+    """Prometheus buckets ("le", cumulative count), ending with +Inf = the total count."""
+    return [(repr(float(b)), n) for b, n in zip(hist.bounds, hist.cumulative, strict=True)] + [
+        ("+Inf", hist.count)
+    ]
 
 
 class HttpMetrics:
@@ -76,10 +116,12 @@ class HttpMetrics:
         )
 
 
-def make_registry(session_factory: sessionmaker[Session]) -> tuple[CollectorRegistry, HttpMetrics]:
+def make_registry(
+    session_factory: sessionmaker[Session], heartbeat_timeout_s: float = 30.0
+) -> tuple[CollectorRegistry, HttpMetrics]:
     """A fresh registry with the jobs collector and the HTTP metrics registered."""
     registry = CollectorRegistry()
-    registry.register(JobsCollector(session_factory))
+    registry.register(JobsCollector(session_factory, heartbeat_timeout_s))
     return registry, HttpMetrics(registry)
 
 

@@ -131,18 +131,38 @@ class Metrics(BaseModel):
     versions: dict[str, Any]
 
 
+class WorkerOut(BaseModel):
+    """A worker process as it last reported itself (its presence heartbeat)."""
+
+    name: str = Field(description="host:pid:random, as in an experiment's `worker`.")
+    hostname: str
+    queues: list[str]
+    device: str = Field(description='"CPU" or "GPU:0 (<name>)".')
+    started_at: datetime
+    last_heartbeat: datetime
+    heartbeat_age_s: float = Field(description="Seconds since its last heartbeat.")
+    alive: bool = Field(description="Heartbeat younger than EWC_HEARTBEAT_TIMEOUT_S.")
+    experiment_id: int | None = Field(description="The job it runs now, if any.")
+    jobs_run: int
+
+
 class QueueDepth(BaseModel):
-    """Jobs of one queue: waiting (queued) and running."""
+    """Jobs of one queue: waiting (queued) and running, and the live workers serving it."""
 
     waiting: int
     running: int
+    workers: list[WorkerOut] = Field(default_factory=list)
 
 
 class Queues(BaseModel):
-    """Every queue's depth, and jobs by status."""
+    """Every queue's depth and live workers, and jobs by status."""
 
     queues: dict[str, QueueDepth]
     status: dict[str, int] = Field(description="Number of experiments in each status.")
+    dead_workers: list[WorkerOut] = Field(
+        default_factory=list,
+        description="Workers whose heartbeat expired in the last day (killed, or cut off).",
+    )
 
 
 class Health(BaseModel):

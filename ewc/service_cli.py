@@ -98,6 +98,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
         )
     import continual_core.trainer  # noqa: F401 - warm the import so the first job starts fast
     from worker.celery_app import create_worker_app
+    from worker.presence import PresenceHeartbeat
     from worker.sweep import WakeupSweep
 
     app = create_worker_app(settings, queues=queues, device=device)
@@ -111,6 +112,10 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
         device,
         runtime.engine.url.render_as_string(hide_password=True),
     )
+    presence = PresenceHeartbeat(
+        runtime.sessions, runtime.name, queues, device, settings.heartbeat_s, runtime.presence
+    )
+    presence.start()
     sweep = WakeupSweep(app, runtime.sessions, settings, queues)
     sweep.start()
     celery_worker = app.Worker(
@@ -129,6 +134,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
         celery_worker.start()
     finally:
         sweep.stop()
+        presence.stop()
         runtime.engine.dispose()
         log.info("event=worker_stop worker=%s jobs_run=%s", runtime.name, runtime.jobs_run)
     raise typer.Exit(celery_worker.exitcode or 0)

@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     max_attempts: int = Field(
         default=3, description="A job that killed this many workers is failed."
     )
+    db_retry_s: float = Field(
+        default=120.0,
+        description="How long a running job waits for an unreachable database (each metric "
+        "write is retried; training pauses) before its worker gives it up.",
+    )
     sweep_interval_s: float = Field(
         default=15.0, description="How often waiting jobs get their wake-up re-sent."
     )

@@ -50,6 +50,11 @@ class WorkerRuntime:
     name: str = field(default_factory=worker_name)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     jobs_run: int = 0
+    current_job: int | None = None  # the experiment being run now, if any
+
+    def presence(self) -> tuple[int | None, int]:
+        """(experiment id being run or None, jobs run so far), for the presence heartbeat."""
+        return self.current_job, self.jobs_run
 
     def run_until_idle(self, hint: int | None = None) -> list[tuple[int, Outcome]]:
         """Claim and run jobs of `self.queues` until none is claimable (or shutdown).
@@ -76,14 +81,18 @@ class WorkerRuntime:
                 job.attempts,
                 hint,
             )
-            outcome = run_job(
-                job,
-                worker=self.name,
-                settings=self.settings,
-                sessions=self.sessions,
-                device=self.device,
-                shutting_down=self.shutting_down,
-            )
+            self.current_job = job.id
+            try:
+                outcome = run_job(
+                    job,
+                    worker=self.name,
+                    settings=self.settings,
+                    sessions=self.sessions,
+                    device=self.device,
+                    shutting_down=self.shutting_down,
+                )
+            finally:
+                self.current_job = None
             self.jobs_run += 1
             done.append((job.id, outcome))
         return done

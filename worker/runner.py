@@ -27,10 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from continual_core.events import (
     Callback,
+    CallbackList,
     EpochEnd,
     RunStart,
     StopRequested,
@@ -42,12 +45,14 @@ from ewc.settings import Settings
 from store import jobs
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus
-from worker.tensorboard import with_tensorboard
+from worker.tensorboard import TENSORBOARD_DIR, TensorBoardCallback
 
 log = logging.getLogger("ewc.worker")
 
 #: Longest error text stored on a job (the log has the rest).
 MAX_ERROR_CHARS = 1000
+#: Errors that mean "the database cannot be reached right now" (retried, not fatal).
+DATABASE_AWAY = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 class StopReason(str, enum.Enum):
@@ -68,6 +73,7 @@ class StoreCallback(Callback):
     sessions: sessionmaker[Session]
     device: str
     deadline: float  # time.monotonic() value after which the job is stopped
+    db_retry_s: float = 120.0  # how long a write waits for an unreachable database
     shutting_down: threading.Event = field(default_factory=threading.Event)
     stop_reason: StopReason | None = None
     task: int = 0  # last task that finished an epoch
@@ -87,8 +93,27 @@ class StoreCallback(Callback):
         return self.stop_reason is not None
 
     def _write(self, what: str, fn, **values: Any) -> None:
-        with unit_of_work(self.sessions) as session:
-            ours = fn(session, self.experiment_id, self.worker, **values)
+        """One write in its own transaction; waits up to `db_retry_s` for a database that is
+        away (training pauses meanwhile), then raises. A lost claim asks the run to stop."""
+        give_up = time.monotonic() + self.db_retry_s
+        pause = 0.5
+        while True:
+            try:
+                with unit_of_work(self.sessions) as session:
+                    ours = fn(session, self.experiment_id, self.worker, **values)
+                break
+            except DATABASE_AWAY as exc:
+                if time.monotonic() + pause > give_up:
+                    raise
+                log.warning(
+                    "event=write_retry experiment_id=%s while=%s retry_in_s=%.1f error=%r",
+                    self.experiment_id,
+                    what,
+                    pause,
+                    one_line(exc)[:200],
+                )
+                time.sleep(pause)
+                pause = min(pause * 2, 5.0)
         if not ours:
             log.warning(
                 "event=claim_lost experiment_id=%s worker=%s while=%s",
@@ -251,8 +276,10 @@ def run_job(
         sessions=sessions,
         device=device,
         deadline=started + limit,
+        db_retry_s=settings.db_retry_s,
         shutting_down=shutting_down or threading.Event(),
     )
+    tensorboard = TensorBoardCallback(checkpoint_dir(settings, job.id) / TENSORBOARD_DIR)
     heartbeat = Heartbeat(callback, settings.heartbeat_s)
     log.info(
         "event=job_start experiment_id=%s worker=%s attempt=%s queue=%s time_limit_s=%s",
@@ -269,7 +296,7 @@ def run_job(
         result = train(
             spec,
             dataset_cache=settings.resolved_dataset_cache(),
-            callback=with_tensorboard(callback, checkpoint_dir(settings, job.id)),
+            callback=CallbackList([callback, tensorboard]),
             checkpoint_dir=checkpoint_dir(settings, job.id),
             resume=True,
         )
@@ -285,6 +312,7 @@ def run_job(
         return _finish(job.id, worker, sessions, JobStatus.failed, error=one_line(exc))
     finally:
         heartbeat.stop()
+        tensorboard.close()  # one event file per job: a long-lived worker must not leak them
     if callback.stop_reason is StopReason.lost:
         return Outcome(None, "claim lost")
     outcome = _finish(

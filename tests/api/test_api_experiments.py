@@ -134,6 +134,6 @@ def test_queues_endpoint(client, user_headers, spec) -> None:
     client.post("/v1/experiments", json={**spec, "device": "gpu"}, headers=ann)
     client.post("/v1/experiments", json=spec, headers=ann)
     body = client.get("/v1/queues", headers=ann).json()
-    assert body["queues"]["gpu"] == {"waiting": 1, "running": 0}
-    assert body["queues"]["cpu"] == {"waiting": 1, "running": 0}
+    assert body["queues"]["gpu"] == {"waiting": 1, "running": 0, "workers": []}
+    assert body["queues"]["cpu"] == {"waiting": 1, "running": 0, "workers": []}
     assert body["status"]["queued"] == 2

@@ -127,6 +127,43 @@ def test_a_job_runs_to_success_with_every_metric_stored(run, session_factory, se
     assert (folder / "task-2").is_dir() and (folder / "model.keras").is_file()
 
 
+def _open_event_files(folder: Path) -> list[str]:
+    """Paths under `folder` this process holds open (Linux /proc)."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(str(folder)):
+            found.append(target)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc")
+def test_a_finished_job_leaves_no_tensorboard_file_open(run, settings, monkeypatch):
+    """A long-lived worker runs thousands of jobs: each one's event file must be closed by
+    run_job itself, not left to the garbage collector (the callbacks are kept alive here,
+    as anything holding a reference to them would)."""
+    import worker.runner
+    from worker.tensorboard import TensorBoardCallback
+
+    kept: list[TensorBoardCallback] = []
+
+    class Kept(TensorBoardCallback):
+        def __init__(self, log_dir):
+            super().__init__(log_dir)
+            kept.append(self)
+
+    monkeypatch.setattr(worker.runner, "TensorBoardCallback", Kept)
+    job_id, outcome = run(TINY)
+    assert len(kept) == 1
+    assert outcome.status is JobStatus.succeeded
+    folder = checkpoint_dir(settings, job_id) / "tensorboard"
+    assert any(folder.glob("events.out.tfevents.*"))
+    assert _open_event_files(folder) == []
+
+
 def test_a_cancel_stops_the_job_and_keeps_its_metrics(run, session_factory):
     def cancel(s):
         s.execute(Experiment.__table__.update().values(cancel_requested=True))
