@@ -58,7 +58,7 @@ EWC_LAMBDAS = {
 FIM_THRESHOLDS = {
     "empirical": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
     "sampled": [1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2],
-    "seed": [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1],
+    "seed": [1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1, 0.3, 1, 3],
 }
 #: Close candidates from the grids, re-run on more seeds (`--only confirm`) to pick defaults.
 CONFIRM = {
@@ -67,7 +67,7 @@ CONFIRM = {
     ("ewc", "seed"): [0.1, 0.3],
     ("fim", "empirical"): [1e-4, 3e-4, 1e-3, 3e-3],
     ("fim", "sampled"): [3e-4, 1e-3, 3e-3],
-    ("fim", "seed"): [1e-2, 1e-1],
+    ("fim", "seed"): [0.1, 0.3, 1, 3],
 }
 QUICK_EWC = {"empirical": [10, 100, 1000], "sampled": [100], "seed": [0.01, 0.1, 1]}
 QUICK_FIM = {"empirical": [1e-5, 1e-4, 1e-3], "sampled": [1e-4], "seed": [1e-6]}
