@@ -5,7 +5,8 @@ interleaved (so machine load hits both alike). Prints a Markdown table.
     .venv/bin/python bench/core_speed.py --reps 5 --wall-reps 1   # quicker, noisier
 
 Setup: mlp, mnist-5k, 3-task permute (task 1: 3,200 training examples, batch 256 → 13 steps
-per epoch), CPU, float32. Every figure is a median over repetitions after a warm-up.
+per epoch), CPU, float32. Times are medians over repetitions after a warm-up; ratios are
+medians of per-round ratios (both sides measured in the same round).
 
 Naive baselines (written here, the way the original project did it):
 - epoch: an eager per-batch loop — slice numpy arrays, GradientTape, `optimizer.apply`;
@@ -121,18 +122,30 @@ def naive_ewc_step(learner: Learner, ewc: NaiveEWC) -> Callable:
 # Timing -------------------------------------------------------------------------------------
 
 
-def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds per call of each function, calls interleaved round-robin after warm-up."""
+def interleaved(fns: dict[str, Callable[[], object]], reps: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of each call of each function: round-robin in a freshly shuffled order every
+    round (so load spikes hit all alike), after `warmup` untimed rounds."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
     times: dict[str, list[float]] = {k: [] for k in fns}
+    names = list(fns)
+    shuffle = np.random.default_rng(0)
     for _ in range(reps):
-        for name, fn in fns.items():
+        for name in shuffle.permutation(names):
             t0 = time.perf_counter()
-            fn()
+            fns[name]()
             times[name].append(time.perf_counter() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return times
+
+
+def med(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def paired(times: dict[str, list[float]], a: str, b: str) -> float:
+    """Median over rounds of time[a] / time[b] (the two ran in the same round)."""
+    return statistics.median(x / y for x, y in zip(times[a], times[b]))
 
 
 def steps(step: Callable, x: tf.Tensor, y: tf.Tensor, batches: list[tf.Tensor]) -> Callable[[], None]:
@@ -190,8 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         "naive": lambda: naive_epoch(naive_model, naive_opt, x_np, y_np, order, bs),
         "ours": lambda: ours.train_epoch(x, y, order, NEVER),
     }, args.reps)
-    rows.append(("training epoch (3,200 examples, 13 steps)", f"{1e3 * t['naive']:.0f} ms",
-                 f"{1e3 * t['ours']:.1f} ms", f"{t['naive'] / t['ours']:.1f}×", "≥ 5×"))
+    rows.append(("training epoch (3,200 examples, 13 steps)", f"{1e3 * med(t['naive']):.0f} ms",
+                 f"{1e3 * med(t['ours']):.1f} ms", f"{paired(t, 'naive', 'ours'):.1f}×", "≥ 5×"))
 
     # 2. Fisher of 100 samples: per-sample eager loop vs vectorised + compiled.
     idx = rng.choice(len(y_np), 100, replace=False)
@@ -202,8 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         "naive": lambda: naive_fisher(learner.model, fx, fy),
         "ours": lambda: [f.numpy() for f in learner.fisher.estimate(fx, fy, (0, 0))],  # type: ignore[union-attr]
     }, max(3, args.reps // 3))
-    rows.append(("empirical Fisher, 100 samples", f"{1e3 * t['naive']:.0f} ms",
-                 f"{1e3 * t['ours']:.1f} ms", f"{t['naive'] / t['ours']:.0f}×", "≥ 30×"))
+    rows.append(("empirical Fisher, 100 samples", f"{1e3 * med(t['naive']):.0f} ms",
+                 f"{1e3 * med(t['ours']):.1f} ms", f"{paired(t, 'naive', 'ours'):.0f}×", "≥ 30×"))
 
     # 3. EWC step with 1 and with 10 finished tasks: ours (one quadratic, constant memory) vs
     #    naive (a penalty per task). Four learners, same weights; only the EWC state differs.
@@ -220,13 +233,14 @@ def main(argv: list[str] | None = None) -> int:
         fns[f"ours{k}"] = steps(mine._train_step, x, y, batches)
         fns[f"naive{k}"] = steps(naive_ewc_step(other, naive_ewc), x, y, batches)
     fns["none"] = steps(ours._train_step, x, y, batches)
-    t = {k: v / len(batches) for k, v in interleaved(fns, args.reps * 2).items()}
-    rows.append(("step, no EWC (for reference)", "–", f"{1e3 * t['none']:.2f} ms", "–", "–"))
+    t = interleaved(fns, args.reps * 4)
+    ms = {k: 1e3 * med(v) / len(batches) for k, v in t.items()}
+    rows.append(("step, no EWC (for reference)", "–", f"{ms['none']:.2f} ms", "–", "–"))
     for k in (1, 10):
-        rows.append((f"EWC step, {k} finished task{'s' if k > 1 else ''}", f"{1e3 * t[f'naive{k}']:.2f} ms",
-                     f"{1e3 * t[f'ours{k}']:.2f} ms", f"{t[f'naive{k}'] / t[f'ours{k}']:.2f}×", "–"))
-    rows.append(("EWC step, 10 tasks ÷ 1 task", f"{t['naive10'] / t['naive1']:.2f}",
-                 f"{t['ours10'] / t['ours1']:.2f}", "–", "ours ≤ 1.10"))
+        rows.append((f"EWC step, {k} finished task{'s' if k > 1 else ''}", f"{ms[f'naive{k}']:.2f} ms",
+                     f"{ms[f'ours{k}']:.2f} ms", f"{paired(t, f'naive{k}', f'ours{k}'):.2f}×", "–"))
+    rows.append(("EWC step, 10 tasks ÷ 1 task", f"{paired(t, 'naive10', 'naive1'):.2f}",
+                 f"{paired(t, 'ours10', 'ours1'):.2f}", "–", "ours ≤ 1.10"))
 
     # 4. The first README command, fresh process, TensorFlow import included.
     if args.wall_reps > 0:
@@ -238,8 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
-    print(f"\nmedians of {args.reps} (Fisher: {max(3, args.reps // 3)}; EWC steps: {2 * args.reps}) "
-          f"interleaved repetitions after 2 warm-ups; README command: median of {args.wall_reps}; "
+    print(f"\ntimes: medians of {args.reps} (Fisher: {max(3, args.reps // 3)}; EWC steps: {4 * args.reps}, "
+          f"each an epoch of 13 steps) interleaved repetitions after 2 warm-ups; ratios: median of the "
+          f"per-round ratios; README command: median of {args.wall_reps}; "
           f"TensorFlow {tf.__version__}, Keras {keras.__version__}, {os.cpu_count()} CPUs")
     return 0
 
