@@ -96,11 +96,19 @@ def create_experiment(
 
 
 def get_experiment(session: Session, experiment_id: int) -> Experiment:
-    """The experiment with its owner and tags loaded; raises ExperimentNotFound."""
-    experiment = session.scalar(
-        select(Experiment)
-        .options(joinedload(Experiment.owner))
-        .where(Experiment.id == experiment_id)
+    """The experiment with its owner and tags loaded; raises ExperimentNotFound.
+
+    One query: owner and tags are joined in (the tags' default select-in load would cost a
+    second round trip on every GET).
+    """
+    experiment = (
+        session.execute(
+            select(Experiment)
+            .options(joinedload(Experiment.owner), joinedload(Experiment.tags))
+            .where(Experiment.id == experiment_id)
+        )
+        .unique()
+        .scalar_one_or_none()
     )
     if experiment is None:
         raise ExperimentNotFound(experiment_id)
