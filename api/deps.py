@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Annotated
 
 from celery import Celery
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, HTTPException, Path, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
@@ -40,6 +40,12 @@ def get_celery(request: Request) -> Celery:
     """The Celery client (sends wake-ups only)."""
     return request.app.state.celery
 
+
+#: Largest id a row can have (a PostgreSQL `integer`): a larger id in a path is a 422,
+#: never a database error.
+MAX_ID = 2**31 - 1
+ExperimentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Experiment id")]
+SweepId = Annotated[int, Path(ge=1, le=MAX_ID, description="Sweep id")]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]

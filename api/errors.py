@@ -2,6 +2,7 @@
 
 - request validation → 422 {"detail": [{"field", "message"}, ...]}
 - store errors: NotFound → 404, Conflict → 409, LimitReached → 429, InvalidInput → 422
+- a value the database cannot hold (out of range) → 422
 - a database that cannot be reached → 503 (never a 500 with a traceback)
 - anything else → 500 {"detail": "internal error ..."}, the traceback only in the log
 """
@@ -14,7 +15,7 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from continual_core.spec import validation_problems
@@ -102,6 +103,10 @@ async def _store_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
+    if isinstance(exc, DataError):  # a value the column cannot hold: the request's fault
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        log.warning("event=db_data_error path=%s error=%r", request.url.path, reason)
+        return problems_response([("request", f"a value is out of range or malformed: {reason}")])
     if isinstance(exc, IntegrityError):
         log.warning("event=db_conflict path=%s error=%r", request.url.path, str(exc.orig))
         return JSONResponse(

@@ -55,6 +55,11 @@ class Settings(BaseSettings):
         "generates and prints one when unset.",
     )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body (413).")
+    events_max_s: float = Field(
+        default=3600.0,
+        description="Longest an event stream (SSE) stays open; the browser reconnects with "
+        "Last-Event-ID and misses nothing.",
+    )
 
     # Limits on what a spec may ask -----------------------------------------------------
     max_epochs: int = Field(default=500, description="Largest `epochs` a job may ask.")

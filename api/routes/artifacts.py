@@ -13,7 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, StreamingResponse
 from pydantic import BaseModel
 
-from api.deps import CurrentUser, SessionDep, SettingsDep
+from api.deps import CurrentUser, ExperimentId, SessionDep, SettingsDep
 from api.schemas import ErrorMessage, ProblemList
 from store import artifacts, experiments
 
@@ -47,7 +47,7 @@ class ArtifactList(BaseModel):
     responses={404: {"model": ErrorMessage, "description": "No experiment with this id"}},
 )
 def list_artifacts(
-    experiment_id: int, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    experiment_id: ExperimentId, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> ArtifactList:
     """The final model (`model.keras`), the checkpoint after each task (`task-<k>.zip`) and
     TensorBoard event files (`tensorboard.zip`), with sizes in bytes."""
@@ -75,7 +75,7 @@ def list_artifacts(
     },
 )
 def download_artifact(
-    experiment_id: int, path: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
+    experiment_id: ExperimentId, path: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> FileResponse | StreamingResponse:
     """Download one artifact: a file as is, a folder (`task-1.zip`) as a zip made on the fly."""
     experiments.get_experiment(session, experiment_id)

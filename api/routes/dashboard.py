@@ -28,7 +28,7 @@ from fastapi.templating import Jinja2Templates
 
 from api import dashboard_forms as forms
 from api import plots, reports
-from api.deps import CeleryDep, SessionDep, SettingsDep
+from api.deps import CeleryDep, ExperimentId, SessionDep, SettingsDep, SweepId
 from api.errors import SpecProblems
 from api.routes import sweeps as sweep_routes
 from api.routes.events import sse_response
@@ -192,7 +192,7 @@ def progress(user: PageUser, session: SessionDep, ids: str = "") -> JSONResponse
 
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
 def experiment_page(
-    request: Request, experiment_id: int, user: PageUser, session: SessionDep, settings: SettingsDep
+    request: Request, experiment_id: ExperimentId, user: PageUser, session: SessionDep, settings: SettingsDep
 ):
     exp = _experiment_or_404(session, experiment_id)
     doc = store_experiments.metrics_document(session, exp)
@@ -205,7 +205,7 @@ def experiment_page(
 
 
 @router.post("/experiments/{experiment_id}/cancel")
-def cancel(experiment_id: int, user: PageUser, session: SessionDep) -> RedirectResponse:
+def cancel(experiment_id: ExperimentId, user: PageUser, session: SessionDep) -> RedirectResponse:
     exp = _experiment_or_404(session, experiment_id)
     if exp.owner_id == user.id or user.is_admin:
         try:
@@ -217,7 +217,7 @@ def cancel(experiment_id: int, user: PageUser, session: SessionDep) -> RedirectR
 
 @router.get("/experiments/{experiment_id}/plots/{kind}.png")
 def experiment_plot(
-    request: Request, experiment_id: int, kind: str, user: PageUser, session: SessionDep
+    request: Request, experiment_id: ExperimentId, kind: str, user: PageUser, session: SessionDep
 ) -> Response:
     exp = _experiment_or_404(session, experiment_id)
     if kind not in plots.PLOT_KINDS:
@@ -231,7 +231,7 @@ def experiment_plot(
 
 @router.get("/experiments/{experiment_id}/events")
 def experiment_events(
-    request: Request, experiment_id: int, user: PageUser, session: SessionDep
+    request: Request, experiment_id: ExperimentId, user: PageUser, session: SessionDep
 ) -> StreamingResponse:
     _experiment_or_404(session, experiment_id)
     session.commit()  # hold no transaction (on SQLite: no lock) while streaming
@@ -239,7 +239,7 @@ def experiment_events(
 
 
 @router.get("/experiments/{experiment_id}/export.{fmt}", response_model=None)
-def export(experiment_id: int, fmt: str, user: PageUser, session: SessionDep) -> Response:
+def export(experiment_id: ExperimentId, fmt: str, user: PageUser, session: SessionDep) -> Response:
     from api.routes import reports as report_routes
 
     if fmt == "csv":
@@ -251,7 +251,7 @@ def export(experiment_id: int, fmt: str, user: PageUser, session: SessionDep) ->
 
 @router.get("/experiments/{experiment_id}/artifacts/{path:path}", response_model=None)
 def artifact(
-    experiment_id: int, path: str, user: PageUser, session: SessionDep, settings: SettingsDep
+    experiment_id: ExperimentId, path: str, user: PageUser, session: SessionDep, settings: SettingsDep
 ) -> FileResponse | StreamingResponse:
     from api.routes import artifacts as artifact_routes
 
@@ -377,7 +377,7 @@ def submit_sweep(
 
 
 @router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
-def sweep_page(request: Request, sweep_id: int, user: PageUser, session: SessionDep):
+def sweep_page(request: Request, sweep_id: SweepId, user: PageUser, session: SessionDep):
     try:
         sweep = store_sweeps.get_sweep(session, sweep_id)
     except NotFound as exc:
@@ -393,7 +393,7 @@ def sweep_page(request: Request, sweep_id: int, user: PageUser, session: Session
 
 @router.get("/sweeps/{sweep_id}/plot.png")
 def sweep_plot(
-    sweep_id: int, user: PageUser, session: SessionDep, metric: str = "average_accuracy"
+    sweep_id: SweepId, user: PageUser, session: SessionDep, metric: str = "average_accuracy"
 ) -> Response:
     if metric not in store_sweeps.SWEEP_METRICS:
         raise HTTPException(404, f"metric must be one of {', '.join(store_sweeps.SWEEP_METRICS)}")

@@ -31,7 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, ExperimentId, SessionDep
 from api.schemas import ErrorMessage
 from store import experiments
 from store.models import EpochMetric, Experiment, JobStatus, TaskResult
@@ -157,8 +157,12 @@ async def event_stream(
     last_event_id: str | None = None,
     is_disconnected: Callable[[], Awaitable[bool]] | None = None,
     poll_s: float = POLL_S,
+    max_s: float | None = None,
 ) -> AsyncIterator[str]:
-    """SSE text for one experiment until its job ends (or the client goes away)."""
+    """SSE text for one experiment until its job ends, the client goes away, or `max_s`
+    seconds have passed (the client then reconnects with Last-Event-ID and misses nothing;
+    a stream is never held open forever by a job that waits for days)."""
+    opened = time.monotonic()
     epoch, task = parse_last_event_id(last_event_id)
     cursor = _Cursor(epoch=epoch, task=task)
     yield f"retry: {RETRY_MS}\n\n"
@@ -176,6 +180,8 @@ async def event_stream(
             last_sent = time.monotonic()
         if is_disconnected is not None and await is_disconnected():
             return
+        if max_s is not None and time.monotonic() - opened >= max_s:
+            return
         await asyncio.sleep(poll_s)
 
 
@@ -189,6 +195,7 @@ def sse_response(request: Request, experiment_id: int, last_event_id: str | None
             last_event_id=last_event_id,
             is_disconnected=request.is_disconnected,
             poll_s=poll_s,
+            max_s=request.app.state.settings.events_max_s,
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -204,7 +211,7 @@ def sse_response(request: Request, experiment_id: int, last_event_id: str | None
     },
 )
 def experiment_events(
-    experiment_id: int,
+    experiment_id: ExperimentId,
     request: Request,
     user: CurrentUser,
     session: SessionDep,

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
-from api.deps import CeleryDep, CurrentUser, SessionDep, SettingsDep
+from api.deps import CeleryDep, CurrentUser, ExperimentId, SessionDep, SettingsDep
 from api.errors import SpecProblems
 from api.limits import limit_problems
 from api.schemas import ErrorMessage, ExperimentOut, ExperimentPage, Metrics, ProblemList
@@ -91,13 +91,13 @@ def list_experiments(
 
 
 @router.get("/{experiment_id}", responses=_NOT_FOUND)
-def get_experiment(experiment_id: int, user: CurrentUser, session: SessionDep) -> ExperimentOut:
+def get_experiment(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> ExperimentOut:
     """One experiment: status, spec, progress, summary, error, timings, device, owner."""
     return ExperimentOut.of(experiments.get_experiment(session, experiment_id))
 
 
 @router.get("/{experiment_id}/metrics", responses=_NOT_FOUND)
-def get_metrics(experiment_id: int, user: CurrentUser, session: SessionDep) -> Metrics:
+def get_metrics(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Metrics:
     """Every epoch row and the test accuracy matrix (partial while the job runs)."""
     experiment = experiments.get_experiment(session, experiment_id)
     return Metrics.model_validate(experiments.metrics_document(session, experiment))
@@ -111,7 +111,7 @@ def get_metrics(experiment_id: int, user: CurrentUser, session: SessionDep) -> M
         409: {"model": ErrorMessage, "description": "Already finished"},
     },
 )
-def cancel_experiment(experiment_id: int, user: CurrentUser, session: SessionDep) -> ExperimentOut:
+def cancel_experiment(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> ExperimentOut:
     """Cancel: a queued job at once, a running one at its next check. Owner or admin only."""
     experiment = experiments.get_experiment(session, experiment_id)
     if experiment.owner_id != user.id and not user.is_admin:

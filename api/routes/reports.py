@@ -12,7 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.encoders import jsonable_encoder
 
 from api import plots, reports
-from api.deps import CurrentUser, SessionDep
+from api.deps import CurrentUser, ExperimentId, SessionDep
 from api.schemas import ErrorMessage, ExperimentOut, ProblemList
 from store import experiments
 
@@ -71,7 +71,7 @@ _PLOT_RESPONSES = {
     responses=_PLOT_RESPONSES,
 )
 def accuracy_matrix_plot(
-    experiment_id: int, request: Request, user: CurrentUser, session: SessionDep
+    experiment_id: ExperimentId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     """The test accuracy matrix as an annotated heatmap (PNG, 640 × 520 px); 409 before the
     first task has finished."""
@@ -80,7 +80,7 @@ def accuracy_matrix_plot(
 
 @router.get("/{experiment_id}/plots/curves.png", response_class=Response, responses=_PLOT_RESPONSES)
 def curves_plot(
-    experiment_id: int, request: Request, user: CurrentUser, session: SessionDep
+    experiment_id: ExperimentId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
     """Validation accuracy per task over the epochs, task boundaries dashed (PNG, 800 × 450
     px); 409 before the first epoch has finished."""
@@ -92,7 +92,7 @@ def curves_plot(
     response_class=Response,
     responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND},
 )
-def export_csv(experiment_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def export_csv(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Response:
     """The metrics as CSV: one row per epoch (validation accuracy per task), then one
     "test" row per finished task (the accuracy matrix). Accuracies are fractions."""
     experiment = experiments.get_experiment(session, experiment_id)
@@ -109,7 +109,7 @@ def export_csv(experiment_id: int, user: CurrentUser, session: SessionDep) -> Re
     response_class=Response,
     responses={200: {"content": {"application/json": {}}}, **_NOT_FOUND},
 )
-def export_json(experiment_id: int, user: CurrentUser, session: SessionDep) -> Response:
+def export_json(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Response:
     """The experiment and its metrics document in one file: {"experiment", "metrics"}."""
     experiment = experiments.get_experiment(session, experiment_id)
     body = {

@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api import plots
-from api.deps import CeleryDep, CurrentUser, SessionDep, SettingsDep
+from api.deps import CeleryDep, CurrentUser, SessionDep, SettingsDep, SweepId
 from api.schemas import ErrorMessage, ProblemList
 from api.submission import create_sweep, wake
 from store import sweeps as store_sweeps
@@ -172,7 +172,7 @@ def list_sweeps(
 
 
 @router.get("/{sweep_id}", responses=_NOT_FOUND)
-def get_sweep(sweep_id: int, user: CurrentUser, session: SessionDep) -> SweepOut:
+def get_sweep(sweep_id: SweepId, user: CurrentUser, session: SessionDep) -> SweepOut:
     """Per grid point: mean ± std over seeds of average accuracy, BWT and forgetting, counts
     by status, and the best point (highest mean average accuracy)."""
     return sweep_document(session, store_sweeps.get_sweep(session, sweep_id))
@@ -191,7 +191,7 @@ def swept_key(grid: dict[str, Any]) -> str:
                409: {"model": ErrorMessage, "description": "No run has finished yet"}},
 )  # fmt: skip
 def sweep_plot(
-    sweep_id: int,
+    sweep_id: SweepId,
     user: CurrentUser,
     session: SessionDep,
     metric: Annotated[str, Query(pattern="^(average_accuracy|bwt|forgetting)$")] = "average_accuracy",

@@ -75,3 +75,27 @@ def test_active_job_cap_is_429(make_client, user_headers, admin, spec) -> None:
     assert client.post("/v1/experiments", json=spec, headers=admin).status_code == 201
     client.post(f"/v1/experiments/{ids[0]}/cancel", headers=ann)
     assert client.post("/v1/experiments", json=spec, headers=ann).status_code == 201
+
+
+HUGE_ID_PATHS = [
+    ("GET", "/v1/experiments/{id}"),
+    ("GET", "/v1/experiments/{id}/metrics"),
+    ("POST", "/v1/experiments/{id}/cancel"),
+    ("GET", "/v1/experiments/{id}/events"),
+    ("GET", "/v1/experiments/{id}/artifacts"),
+    ("GET", "/v1/experiments/{id}/plots/curves.png"),
+    ("GET", "/v1/experiments/{id}/export.csv"),
+    ("GET", "/v1/sweeps/{id}"),
+    ("GET", "/v1/sweeps/{id}/plot.png"),
+]
+
+
+@pytest.mark.parametrize("bad_id", ["2147483648", "14261492165861564416", "0", "-3"])
+def test_ids_out_of_range_are_422_not_a_database_error(client, admin, bad_id) -> None:
+    """Found by schemathesis: an id beyond PostgreSQL's integer made a 503 ("integer out of
+    range"); ids are now bounded in the path, so the answer is a 422 naming the field."""
+    for method, template in HUGE_ID_PATHS:
+        path = template.replace("{id}", bad_id)
+        resp = client.request(method, path, headers=admin)
+        assert resp.status_code == 422, (path, resp.status_code, resp.text)
+        assert resp.json()["detail"][0]["field"] in ("experiment_id", "sweep_id"), resp.text
