@@ -36,20 +36,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from continual_core.cli import default_dataset_dir  # noqa: E402
-from continual_core.datasets import load_dataset  # noqa: E402
-from continual_core.fisher import per_example_loss  # noqa: E402
-from continual_core.learner import Learner  # noqa: E402
-from continual_core.models import build_model  # noqa: E402
-from continual_core.spec import ExperimentSpec  # noqa: E402
-from continual_core.tasks import make_tasks  # noqa: E402
+from continual_core.cli import default_dataset_dir
+from continual_core.datasets import load_dataset
+from continual_core.fisher import per_example_loss
+from continual_core.learner import Learner
+from continual_core.models import build_model
+from continual_core.spec import ExperimentSpec
+from continual_core.tasks import make_tasks
 
 README_COMMAND = ["run", "--dataset", "mnist-5k", "--epochs=15", "--splits=3", "--dataset-update=permute"]
-NEVER = lambda: False  # noqa: E731  (should_stop for train_epoch)
+NEVER = lambda: False
 
 
 # Naive baselines ----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Science on `mnist-5k`: the original's five commands, the λ / threshold scale of each Fisher
 estimator, and what EWC does on `switch` — as Markdown tables, each cell a mean over seeds.
 
-    .venv/bin/python bench/science.py            # full grid, seeds 0 1 2 (about 5 minutes on 2 cores)
-    .venv/bin/python bench/science.py --quick    # a smaller grid (about 1.5 minutes)
+    .venv/bin/python bench/science.py            # full grid, seeds 0 1 2 (about 7 minutes on 2 cores)
+    .venv/bin/python bench/science.py --quick    # a smaller grid (about 3 minutes)
+    .venv/bin/python bench/science.py --only confirm  # close candidates on seeds 0-9 (~9 minutes)
     .venv/bin/python bench/science.py --only ewc --seeds 0 1 2 3 4 --json out.json
 
 Every run goes through `continual_core.trainer.train` in this one process (TensorFlow is
@@ -30,10 +31,10 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from continual_core import flags as F  # noqa: E402
-from continual_core.cli import default_dataset_dir  # noqa: E402
-from continual_core.events import Callback, TaskEnd  # noqa: E402
-from continual_core.spec import DEFAULT_EWC_LAMBDA, DEFAULT_FIM_THRESHOLD, ExperimentSpec  # noqa: E402
+from continual_core import flags as F
+from continual_core.cli import default_dataset_dir
+from continual_core.events import Callback, TaskEnd
+from continual_core.spec import DEFAULT_EWC_LAMBDA, DEFAULT_FIM_THRESHOLD, ExperimentSpec
 
 #: The original README's five commands; each is run with `--dataset mnist-5k` added.
 ORIGINAL_COMMANDS = [
@@ -218,10 +219,10 @@ def table_confirm(fine_tune: Runs, groups: list[tuple[str, str, list[tuple[float
     """Candidates on more seeds; Δ = paired difference of average accuracy to the first
     candidate of the group (mean ± standard error over seeds)."""
     ft_forgetting = fine_tune.forgetting
-    lines = ["| method | value | average % | forgetting pp | right after % | Δ average vs first, pp "
-             "| forgetting ≤ ½ fine-tune's |", "|---|---|---|---|---|---|---|",
-             f"| fine-tune | – | {_avg(fine_tune)} | {100 * ft_forgetting:.1f} | "
-             f"{100 * fine_tune.right_after:.1f} | – | – |"]
+    lines = [("| method | value | average % | forgetting pp | right after % | Δ average vs first, pp "
+             "| forgetting ≤ ½ fine-tune's |"), "|---|---|---|---|---|---|---|",
+             (f"| fine-tune | – | {_avg(fine_tune)} | {100 * ft_forgetting:.1f} | "
+             f"{100 * fine_tune.right_after:.1f} | – | – |")]
     for method, est, cands in groups:
         first = np.asarray(cands[0][1].averages)
         for value, runs in cands:
@@ -260,9 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         groups = [(c, go(c, spec_of_command(c))) for c in ORIGINAL_COMMANDS]
         fine_tune = groups[0][1]
         out += ["## The original's five commands\n", table_commands(groups, original=True), ""]
-        seed_cmds = [c + " --fisher=seed" for c in ORIGINAL_COMMANDS[1:]]
-        groups = [(c, go(c, spec_of_command(c))) for c in seed_cmds]
-        out += ["## The same with the original's Fisher estimator\n", table_commands(groups, original=False), ""]
+        if not args.quick:
+            seed_cmds = [c + " --fisher=seed" for c in ORIGINAL_COMMANDS[1:]]
+            groups = [(c, go(c, spec_of_command(c))) for c in seed_cmds]
+            out += ["## The same with the original's Fisher estimator\n", table_commands(groups, original=False), ""]
     if fine_tune is None and ("ewc" in args.only or "fim" in args.only):
         fine_tune = go("fine-tune", BASE)
     if "ewc" in args.only:

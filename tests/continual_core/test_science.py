@@ -11,8 +11,6 @@ The README's "Results" table comes from `bench/science.py`, which measures the s
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
