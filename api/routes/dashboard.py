@@ -33,6 +33,7 @@ from api.errors import SpecProblems
 from api.routes import sweeps as sweep_routes
 from api.routes.events import sse_response
 from api.submission import create_experiment, create_sweep, wake
+from continual_core.spec import DEFAULT_EWC_LAMBDA, DEFAULT_FIM_THRESHOLD
 from store import artifacts as store_artifacts
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
@@ -54,6 +55,8 @@ def _pct(x: Any, digits: int = 1) -> str:
 TEMPLATES.env.filters["pct"] = _pct
 TEMPLATES.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
 TEMPLATES.env.globals["finished_statuses"] = ("succeeded", "failed", "cancelled")
+TEMPLATES.env.globals["default_ewc_lambda"] = DEFAULT_EWC_LAMBDA
+TEMPLATES.env.globals["default_fim_threshold"] = DEFAULT_FIM_THRESHOLD
 
 
 def page_user(request: Request, session: SessionDep) -> User:
