@@ -32,6 +32,11 @@ test: install lint
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not e2e and not browser and not faults" $(PYTEST_ARGS)
 
+## The fault tests only (kill workers, restart Redis, stop PostgreSQL, 200 jobs, fuzzing,
+## the auth matrix); `make test` runs them too.
+faults: install
+	$(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
+
 lint: install
 	$(VENV)/bin/lint-imports
 
