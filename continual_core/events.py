@@ -69,16 +69,16 @@ class Callback:
     `StopRequested` after the current batch (metrics already sent are kept).
     """
 
-    def on_run_start(self, event: RunStart) -> None:  # noqa: D102
+    def on_run_start(self, event: RunStart) -> None:
         pass
 
-    def on_epoch_end(self, event: EpochEnd) -> None:  # noqa: D102
+    def on_epoch_end(self, event: EpochEnd) -> None:
         pass
 
-    def on_task_end(self, event: TaskEnd) -> None:  # noqa: D102
+    def on_task_end(self, event: TaskEnd) -> None:
         pass
 
-    def should_stop(self) -> bool:  # noqa: D102
+    def should_stop(self) -> bool:
         return False
 
 

@@ -13,7 +13,7 @@ All tasks share one output head with every class of the dataset.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -23,17 +23,49 @@ from continual_core.spec import ExperimentSpec
 
 @dataclass(frozen=True)
 class Task:
-    """One task of the stream (1-based `index`). Arrays are float32 images, int32 labels."""
+    """One task of the stream (1-based `index`): which classes, which pixel permutation.
+
+    Its arrays (float32 images, int32 labels) are made from the shared dataset when they
+    are read, not stored: a 10-task permuted MNIST holds one copy of the images, not ten.
+    Read each split once per use (each access builds it anew for permuted/selected tasks).
+    """
 
     index: int
     classes: tuple[int, ...]  # the labels this task's data holds
     permutation: np.ndarray | None  # pixel permutation of the flattened image, None = identity
-    train_x: np.ndarray
-    train_y: np.ndarray
-    val_x: np.ndarray
-    val_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
+    source: Dataset = field(repr=False)
+    select: bool = False  # keep only `classes` (increment/switch)
+
+    def split(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(images, labels) of the `train`, `val` or `test` split of this task."""
+        x, y = getattr(self.source, f"{name}_x"), getattr(self.source, f"{name}_y")
+        if self.select:
+            x, y = _select(x, y, self.classes)
+        return _permute(x, self.permutation), y
+
+    @property
+    def train_x(self) -> np.ndarray:
+        return self.split("train")[0]
+
+    @property
+    def train_y(self) -> np.ndarray:
+        return self.split("train")[1]
+
+    @property
+    def val_x(self) -> np.ndarray:
+        return self.split("val")[0]
+
+    @property
+    def val_y(self) -> np.ndarray:
+        return self.split("val")[1]
+
+    @property
+    def test_x(self) -> np.ndarray:
+        return self.split("test")[0]
+
+    @property
+    def test_y(self) -> np.ndarray:
+        return self.split("test")[1]
 
 
 def class_groups(num_classes: int, splits: int) -> list[tuple[int, ...]]:
@@ -62,32 +94,17 @@ def _select(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> tuple[np.
 
 def make_tasks(spec: ExperimentSpec, data: Dataset) -> list[Task]:
     """The task stream of `spec.dataset_update` over `data` (length `spec.num_tasks`)."""
-    all_classes = tuple(range(data.num_classes))
-    splits = {"train": (data.train_x, data.train_y), "val": (data.val_x, data.val_y),
-              "test": (data.test_x, data.test_y)}
-    tasks: list[Task] = []
     if spec.dataset_update in ("full", "permute"):
         size = int(np.prod(data.train_x.shape[1:]))
         perms = permutations(spec, size) if spec.dataset_update == "permute" else [None]
-        for k, perm in enumerate(perms, start=1):
-            parts = {n: (_permute(x, perm), y) for n, (x, y) in splits.items()}
-            tasks.append(_task(k, all_classes, perm, parts))
-        return tasks
+        all_classes = tuple(range(data.num_classes))
+        return [Task(k, all_classes, perm, data) for k, perm in enumerate(perms, start=1)]
     groups = class_groups(data.num_classes, spec.splits)
+    tasks: list[Task] = []
     for k in range(1, spec.num_tasks + 1):
         if spec.dataset_update == "increment":
             classes = tuple(c for g in groups[:k] for c in g)
         else:  # switch
             classes = groups[k - 1]
-        parts = {n: _select(x, y, classes) for n, (x, y) in splits.items()}
-        tasks.append(_task(k, classes, None, parts))
+        tasks.append(Task(k, classes, None, data, select=True))
     return tasks
-
-
-def _task(k: int, classes: tuple[int, ...], perm: np.ndarray | None, parts: dict) -> Task:
-    return Task(
-        index=k, classes=classes, permutation=perm,
-        train_x=parts["train"][0], train_y=parts["train"][1],
-        val_x=parts["val"][0], val_y=parts["val"][1],
-        test_x=parts["test"][0], test_y=parts["test"][1],
-    )

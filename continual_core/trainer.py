@@ -83,7 +83,8 @@ def train(
     for task in tasks[first_task - 1 :]:
         k = task.index
         learner.start_task(k)
-        x, y = tf.constant(task.train_x), tf.constant(task.train_y)
+        train_x, train_y = task.split("train")  # built once per task, not kept after it
+        x, y = tf.constant(train_x), tf.constant(train_y)
         for task_epoch in range(1, spec.epochs_per_task[k - 1] + 1):
             epoch += 1
             order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(task.train_y))
@@ -107,7 +108,7 @@ def train(
         fisher_s = frozen = None
         if learner.fisher is not None and k < spec.num_tasks:  # no later task, no use
             t0 = time.perf_counter()
-            frozen = learner.consolidate(task.train_x, task.train_y, k)
+            frozen = learner.consolidate(train_x, train_y, k)
             fisher_s = time.perf_counter() - t0
             history["timings"]["fisher_s"].append(fisher_s)
         folder = Path(checkpoint_dir) / f"task-{k}" if checkpoint_dir else None
@@ -124,8 +125,7 @@ def train(
 
 def _stack(tasks: list[Task], split: str) -> tuple[tf.Tensor, np.ndarray, list[int]]:
     """Every task's `split` set in one tensor, its labels, and the task boundaries."""
-    xs = [getattr(t, f"{split}_x") for t in tasks]
-    ys = [getattr(t, f"{split}_y") for t in tasks]
+    xs, ys = zip(*(t.split(split) for t in tasks))
     bounds = np.concatenate([[0], np.cumsum([len(v) for v in ys])]).astype(int).tolist()
     return tf.constant(np.concatenate(xs)), np.concatenate(ys), bounds
 

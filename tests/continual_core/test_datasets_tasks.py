@@ -111,3 +111,21 @@ def test_permute_stream_identity_first_and_shared_permutation(tmp_path: Path) ->
         assert np.array_equal(getattr(tasks[1], f"{split}_y"), getattr(data, f"{split}_y"))
     again = make_tasks(spec, data)
     assert np.array_equal(again[2].permutation, tasks[2].permutation)
+
+
+@pytest.mark.parametrize("update", ["permute", "increment"])
+def test_a_long_stream_keeps_one_copy_of_the_images(tmp_path: Path, update: str) -> None:
+    """Tasks build their arrays when read: 10 tasks do not hold 10 copies of the dataset."""
+    import tracemalloc
+
+    spec = ExperimentSpec(dataset="digits", dataset_update=update, splits=10, epochs=10)
+    data = load_dataset(spec, tmp_path)
+    one_copy = data.train_x.nbytes + data.val_x.nbytes + data.test_x.nbytes
+    tracemalloc.start()
+    tasks = make_tasks(spec, data)
+    held, _peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(tasks) == 10
+    assert held < one_copy / 10, f"make_tasks kept {held} bytes for a {one_copy}-byte dataset"
+    x, y = tasks[9].split("train")  # built on demand, and right
+    assert x.shape == data.train_x.shape if update == "permute" else set(np.unique(y)) == set(range(10))
