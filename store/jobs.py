@@ -165,6 +165,24 @@ def claim_next_job(
     return None
 
 
+def is_waiting(session: Session, experiment_id: int, queues: list[str]) -> bool:
+    """True when the job is `queued` on one of `queues` with no cancel asked (no row lock).
+
+    A claim that found nothing while this is True lost to a row lock, not to another
+    worker: on PostgreSQL, SKIP LOCKED passes over a row another transaction is updating
+    for a moment — e.g. the API recording the wake-up it has just sent for this very job.
+    """
+    found = session.execute(
+        select(Experiment.id).where(
+            Experiment.id == experiment_id,
+            Experiment.queue.in_(queues),
+            Experiment.status == JobStatus.queued,
+            Experiment.cancel_requested.is_(False),
+        )
+    ).scalar_one_or_none()
+    return found is not None
+
+
 def _gave_up_reason(attempts: int, worker: str | None, heartbeat_at) -> str:
     return (
         f"worker died {attempts} time{'s' if attempts != 1 else ''} while running this job "

@@ -16,6 +16,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 
 from celery import Celery, signals
@@ -31,6 +32,10 @@ from worker.runner import Outcome, run_job
 log = logging.getLogger("ewc.worker")
 
 QUEUES: tuple[str, ...] = ("cpu", "gpu")
+#: Seconds a wake-up keeps trying to claim its own job while that job's row is locked.
+HINT_WAIT_S = 2.0
+#: Seconds between those tries.
+HINT_RETRY_S = 0.02
 
 
 def worker_name() -> str:
@@ -60,9 +65,12 @@ class WorkerRuntime:
         """Claim and run jobs of `self.queues` until none is claimable (or shutdown).
 
         Returns (experiment id, outcome) of each job run. `hint` (the id in the wake-up)
-        is only logged: the database decides what runs next.
+        does not choose the job — the database decides what runs next — but when nothing
+        could be claimed while the hinted job is still waiting (its row locked for a moment
+        by the API), the claim is retried for up to HINT_WAIT_S seconds.
         """
         done: list[tuple[int, Outcome]] = []
+        hint_deadline = time.monotonic() + HINT_WAIT_S
         while not self.shutting_down.is_set():
             with unit_of_work(self.sessions) as session:
                 job = jobs.claim_next_job(
@@ -72,7 +80,19 @@ class WorkerRuntime:
                     self.settings.heartbeat_timeout_s,
                     self.settings.max_attempts,
                 )
+                locked_out = (
+                    job is None
+                    and hint is not None
+                    and not done
+                    and jobs.is_waiting(session, hint, self.queues)
+                )
             if job is None:
+                if locked_out and time.monotonic() < hint_deadline:
+                    # The job this wake-up is for waits, but its row is locked for a moment
+                    # (the API recording that it sent this wake-up): without a retry it
+                    # would wait for the sweep, EWC_SWEEP_INTERVAL_S or more.
+                    time.sleep(HINT_RETRY_S)
+                    continue
                 break
             log.info(
                 "event=job_claimed experiment_id=%s worker=%s attempt=%s hint=%s",
