@@ -232,6 +232,9 @@ def seed(backend: Backend, count: int, rng: random.Random) -> dict[str, Any]:
             bench_user = create_user(session, "bench")
             _, token = create_token(session, bench_user)
             _, reader_token = create_token(session, owners[0])
+            poster_tokens = [
+                create_token(session, create_user(session, f"poster-{k}"))[1] for k in range(8)
+            ]
             owner_ids = [u.id for u in owners]
 
         specs = [
@@ -379,6 +382,7 @@ def seed(backend: Backend, count: int, rng: random.Random) -> dict[str, Any]:
         return {
             "token": token,
             "reader_token": reader_token,
+            "poster_tokens": poster_tokens,
             "ids": list(range(1, count + 1)),
             "stored": stored,
             "epoch_rows": len(epoch_rows),
@@ -427,8 +431,13 @@ def time_requests(
     return {"ms": times, "server_cpu_ms": cpu_ms}
 
 
-def post_throughput(url: str, token: str, total: int, clients: int) -> dict[str, Any]:
-    """`total` POSTs of TINY_SPEC from `clients` threads (one connection each)."""
+def post_throughput(
+    url: str, tokens: list[str], total: int, clients: int, server_pid: int
+) -> dict[str, Any]:
+    """`total` POSTs of TINY_SPEC from `clients` threads (one connection each; client k
+    uses tokens[k % len(tokens)]), after one untimed POST per client (the API's first
+    POSTs open database and broker connections). Returns rate (req/s), latencies (ms),
+    the server's CPU ms per POST and the ids created."""
     per_client = [total // clients + (1 if k < total % clients else 0) for k in range(clients)]
     latencies: list[float] = []
     errors: list[str] = []
@@ -436,12 +445,20 @@ def post_throughput(url: str, token: str, total: int, clients: int) -> dict[str,
     lock = threading.Lock()
     barrier = threading.Barrier(clients + 1)
 
-    def run(n: int) -> None:
+    cold: list[float] = []
+
+    def run(k: int, n: int) -> None:
         mine, my_ids = [], []
+        token = tokens[k % len(tokens)]
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=30
         ) as client:
-            client.get("/healthz")  # open the connection before the clock starts
+            t0 = time.perf_counter()
+            response = client.post("/v1/experiments", json=TINY_SPEC)  # warm-up, untimed
+            with lock:
+                cold.append((time.perf_counter() - t0) * 1e3)
+                if response.status_code == 201:
+                    ids.append(response.json()["id"])
             barrier.wait()
             for _ in range(n):
                 t0 = time.perf_counter()
@@ -456,17 +473,27 @@ def post_throughput(url: str, token: str, total: int, clients: int) -> dict[str,
             latencies.extend(mine)
             ids.extend(my_ids)
 
-    threads = [threading.Thread(target=run, args=(n,)) for n in per_client]
+    threads = [threading.Thread(target=run, args=(k, n)) for k, n in enumerate(per_client)]
     for thread in threads:
         thread.start()
-    barrier.wait()
+    barrier.wait(timeout=120)
+    cpu0 = cpu_seconds(server_pid)
     t0 = time.perf_counter()
     for thread in threads:
         thread.join(timeout=300)
     wall = time.perf_counter() - t0
+    cpu_ms = (cpu_seconds(server_pid) - cpu0) * 1e3 / max(1, len(latencies))
     if errors:
         raise RuntimeError(f"{len(errors)} POSTs failed, first: {errors[0]}")
-    return {"wall_s": wall, "rps": len(latencies) / wall, "latencies": latencies, "ids": ids}
+    return {
+        "wall_s": wall,
+        "rps": len(latencies) / wall,
+        "latencies": latencies,
+        "cold_ms": cold,
+        "server_cpu_ms": cpu_ms,
+        "users": len(tokens),
+        "ids": ids,
+    }
 
 
 def cancel_and_purge(backend: Backend, ids: list[int], queue: str = "cpu") -> int:
@@ -652,11 +679,16 @@ def bench_backend(
             f"(load avg {os.getloadavg()[0]:.2f})"
         )
 
-        posted = post_throughput(url, seeded["token"], sizes.posts, sizes.clients)
+        posted = post_throughput(url, [seeded["token"]], sizes.posts, sizes.clients, api.popen.pid)
         report.figures["post"] = posted
-        purged = cancel_and_purge(backend, posted["ids"])
+        spread = post_throughput(
+            url, seeded["poster_tokens"], sizes.posts, sizes.clients, api.popen.pid
+        )
+        report.figures["post_users"] = spread
+        purged = cancel_and_purge(backend, posted["ids"] + spread["ids"])
         say(
-            f"[{backend.name}] POST {posted['rps']:.0f} req/s; cancelled {len(posted['ids'])} "
+            f"[{backend.name}] POST {posted['rps']:.0f} req/s (one user), {spread['rps']:.0f} "
+            f"req/s (8 users); cancelled {len(posted['ids']) + len(spread['ids'])} "
             f"jobs, purged {purged} wake-ups"
         )
 
@@ -734,20 +766,23 @@ def table(reports: list[Report]) -> str:
         )
         rows.append((r.backend, "GET /v1/experiments?limit=50", "(context)", ms(f["list"]), ""))
         rows.append((r.backend, "GET /metrics", "(context)", ms(f["metrics"]), ""))
-        post = f["post"]
-        rows.append(
-            (
-                r.backend,
-                f"POST /v1/experiments, {len(post['latencies'])} by 8 clients",
-                "(report)",
+        for key, who in (("post", "one user"), ("post_users", "8 users")):
+            post = f[key]
+            lat = post["latencies"]
+            rows.append(
                 (
-                    f"{post['rps']:.0f} req/s; latency p50 "
-                    f"{percentile(post['latencies'], 50):.1f} / p99 "
-                    f"{percentile(post['latencies'], 99):.1f} ms"
-                ),
-                "",
+                    r.backend,
+                    f"POST /v1/experiments, {len(lat)} by 8 clients ({who})",
+                    "(report)",
+                    (
+                        f"{post['rps']:.0f} req/s; p50 {percentile(lat, 50):.1f} / p99 "
+                        f"{percentile(lat, 99):.1f} / max {max(lat):.1f} ms; server CPU "
+                        f"{post['server_cpu_ms']:.1f} ms/req; first POST of each client "
+                        f"(untimed) median {statistics.median(post['cold_ms']):.0f} ms"
+                    ),
+                    "",
+                )
             )
-        )
         if r.jobs:
             client = [j["client_submit_to_running_s"] for j in r.jobs]
             server = [j["db_submit_to_running_s"] for j in r.jobs]

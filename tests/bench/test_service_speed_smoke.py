@@ -42,7 +42,8 @@ def test_quick_run_prints_the_table(tmp_path: Path) -> None:
         "GET /v1/experiments/{id}, 200 stored",
         "GET /v1/experiments?limit=50",
         "GET /metrics",
-        "POST /v1/experiments, 20 by 8 clients",
+        "POST /v1/experiments, 20 by 8 clients (one user)",
+        "(8 users)",
         "submit → running, idle worker (2 jobs)",
         "worker overhead",
     ):
@@ -51,6 +52,7 @@ def test_quick_run_prints_the_table(tmp_path: Path) -> None:
     (report,) = json.loads(figures.read_text())
     assert report["backend"] == "sqlite"
     assert len(report["figures"]["get"]["ms"]) == 50
-    assert len(report["figures"]["post"]["ids"]) == 20
+    assert len(report["figures"]["post"]["latencies"]) == 20
+    assert len(report["figures"]["post_users"]["latencies"]) == 20
     assert [j["dataset"] for j in report["jobs"]] == ["digits", "digits"]
     assert all(j["train_total_s"] > 0 for j in report["jobs"])
