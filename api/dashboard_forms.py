@@ -142,7 +142,7 @@ def form_values(form: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The values to show in the form: the defaults, overlaid with what was submitted."""
     values: dict[str, Any] = dict(FORM_DEFAULTS)
     if form is None:
-        values.update(ewc=True, fim=False, incdet=False)
+        values.update(ewc=False, fim=False, incdet=False)  # as the flags: all off
         return values
     values.update({k: str(form.get(k, "")) for k in FORM_DEFAULTS})
     values.update({k: _checked(form, k) for k in ("ewc", "fim", "incdet")})

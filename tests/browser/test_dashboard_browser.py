@@ -4,7 +4,12 @@ a real API (uvicorn) and a real worker (`ewc worker`) on the embedded defaults (
 
 Log in with a token, open the list, open a finished experiment and see its plots load,
 submit a tiny experiment from the form and watch it appear in the list and finish.
-Saves screenshots to docs/dashboard.png (the list) and docs/dashboard-experiment.png.
+Then what a researcher does every day: submit the original README's permute experiment on
+mnist-5k with and without EWC from the form, watch both run, and compare them on one page
+with their plots.
+
+Screenshots (the list, an experiment, the comparison) go to a temporary folder, or to docs/
+(the README's pictures) with EWC_SCREENSHOTS=1.
 """
 
 from __future__ import annotations
@@ -35,6 +40,14 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+@pytest.fixture
+def shots(tmp_path) -> Path:
+    """Where screenshots go: docs/ with EWC_SCREENSHOTS=1, else a temporary folder."""
+    folder = DOCS if os.environ.get("EWC_SCREENSHOTS") == "1" else tmp_path / "shots"
+    folder.mkdir(exist_ok=True)
+    return folder
 
 
 def ensure_chromium() -> str:
@@ -88,7 +101,7 @@ def service(tmp_path, processes):
     server._cleanup()
 
 
-def test_dashboard_in_chromium(service):
+def test_dashboard_in_chromium(service, shots):
     executable = ensure_chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
     url, token, finished_id = service
@@ -124,8 +137,7 @@ def test_dashboard_in_chromium(service):
             assert page.eval_on_selector("#curves", "i => i.naturalWidth") == 800
             assert page.eval_on_selector("#matrix", "i => i.naturalWidth") == 640
             assert page.locator("#epochs tbody tr").count() == 2
-            DOCS.mkdir(exist_ok=True)
-            page.screenshot(path=str(DOCS / "dashboard-experiment.png"), full_page=True)
+            page.screenshot(path=str(shots / "dashboard-experiment.png"), full_page=True)
 
             # Submit a tiny experiment from the form and watch it run in the list.
             page.click("text=New experiment")
@@ -151,6 +163,50 @@ def test_dashboard_in_chromium(service):
             assert "succeeded" in new_row.locator(".status").inner_text()
             assert new_row.locator(".avg").inner_text() != "–", "the summary arrived too"
             page.wait_for_timeout(800)  # let the progress bar's CSS transition settle
-            page.screenshot(path=str(DOCS / "dashboard.png"))
+
+            # The original README's permute command on mnist-5k, without and with EWC.
+            ids = [submit_permute(page, ewc=False), submit_permute(page, ewc=True)]
+            for exp_id in ids:
+                page.wait_for_function(
+                    f"() => document.querySelector('tr[data-id=\"{exp_id}\"]').dataset.status "
+                    "=== 'succeeded'",
+                    timeout=300_000,
+                )
+            page.wait_for_timeout(800)  # let the progress bar's CSS transition settle
+            page.screenshot(path=str(shots / "dashboard.png"))
+            with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
+                specs = [api.get(f"/v1/experiments/{i}").json()["spec"] for i in ids]
+            assert specs[0]["ewc"] is None and specs[1]["ewc"] == {"lambda": 100.0, "samples": 100}
+            assert all(s["dataset"] == "mnist-5k" and s["splits"] == 3 for s in specs)
+
+            # Tick both and compare them on one page, plots included.
+            for exp_id in ids:
+                page.check(f'tr[data-id="{exp_id}"] input[name=pick]')
+            page.click("#compare-button")
+            page.wait_for_url("**/ui/compare?ids=*")
+            text = page.inner_text("main")
+            assert "permute, no EWC" in text and "permute, EWC" in text
+            assert "ewc" in text  # the spec field that differs is listed
+            images = page.locator("img")
+            assert images.count() >= 4  # curves + accuracy matrix of each
+            page.wait_for_function(
+                "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
+            )
+            page.screenshot(path=str(shots / "dashboard-compare.png"), full_page=True)
         finally:
             browser.close()
+
+
+def submit_permute(page, *, ewc: bool) -> int:
+    """Fill the form with `--dataset mnist-5k --epochs=15 --splits=3 --dataset-update=permute`
+    (plus `--ewc` with its default λ); returns the new experiment's id."""
+    page.click("text=New experiment")
+    page.select_option("#f-dataset", "mnist-5k")
+    page.select_option("#f-dataset_update", "permute")
+    page.fill("#f-splits", "3")
+    page.fill("#f-epochs", "15")
+    page.set_checked("#f-ewc", ewc)
+    page.fill("#f-name", "permute, EWC" if ewc else "permute, no EWC")
+    page.click("#submit")
+    page.wait_for_selector("text=Submitted experiment")
+    return int(page.inner_text(".notice a").lstrip("#"))
