@@ -45,7 +45,7 @@ def create_experiment(
     problems = limit_problems(spec, settings)
     if problems:
         raise SpecProblems(problems)
-    return store_experiments.create_experiment(
+    experiment = store_experiments.create_experiment(
         session,
         user,
         spec.to_json_dict(),
@@ -53,17 +53,29 @@ def create_experiment(
         total_epochs=spec.epochs,
         max_active=settings.max_active_jobs_per_user,
     )
+    log.info(
+        "event=experiment_submitted experiment_id=%s owner=%s queue=%s",
+        experiment.id,
+        user.name,
+        experiment.queue,
+    )
+    return experiment
 
 
 def wake(session: Session, celery: Celery, created: Sequence[Experiment]) -> int:
-    """Send one wake-up per (committed) experiment; returns how many the broker took.
+    """Commit the new experiments, then send one wake-up each; returns how many the broker took.
 
-    A wake-up the broker refuses is not an error: the worker's sweep re-sends it.
+    The rows are committed already marked as woken, so the worker that the wake-up starts
+    never finds them locked by a second "wake-up sent" update. A wake-up the broker refuses
+    is not an error: the mark is taken back and the worker's sweep re-sends it.
     """
-    sent = [e.id for e in created if send_wakeup(celery, e.queue, e.id)]
-    store_experiments.mark_wakeup_sent(session, sent)
-    session.commit()
-    return len(sent)
+    store_experiments.mark_wakeup_sent(session, [e.id for e in created])
+    session.commit()  # the worker woken next must find the rows
+    lost = [e.id for e in created if not send_wakeup(celery, e.queue, e.id)]
+    if lost:
+        store_experiments.mark_wakeup_sent(session, lost, sent=False)
+        session.commit()
+    return len(created) - len(lost)
 
 
 def _describe(params: dict[str, Any]) -> str:

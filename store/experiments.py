@@ -205,13 +205,14 @@ def request_cancel(session: Session, experiment_id: int) -> Experiment:
     return experiment
 
 
-def mark_wakeup_sent(session: Session, experiment_ids: Sequence[int]) -> None:
-    """Record that a wake-up was sent for these experiments (now)."""
+def mark_wakeup_sent(session: Session, experiment_ids: Sequence[int], *, sent: bool = True) -> None:
+    """Record that a wake-up was sent for these experiments (now), or with `sent=False`
+    that none was (so the sweep re-sends one at its next pass)."""
     if experiment_ids:
         session.execute(
             update(Experiment)
             .where(Experiment.id.in_(list(experiment_ids)))
-            .values(wakeup_sent_at=utcnow())
+            .values(wakeup_sent_at=utcnow() if sent else None)
             .execution_options(synchronize_session=False)
         )
 

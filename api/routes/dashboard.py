@@ -312,8 +312,7 @@ async def submit_form(
         except StoreError as exc:  # the per-user cap
             errors = {"form": str(exc)}
         else:
-            session.commit()
-            wake(session, celery, [exp])
+            wake(session, celery, [exp])  # commits, then sends
             return RedirectResponse(f"/ui/?submitted={exp.id}", status.HTTP_303_SEE_OTHER)
     return render(
         request, "new.html", user, 422, values=forms.form_values(form), errors=errors,
@@ -372,8 +371,7 @@ def submit_sweep(
         except StoreError as exc:
             errors = {"form": str(exc)}
         else:
-            session.commit()
-            wake(session, celery, created)
+            wake(session, celery, created)  # commits, then sends
             return RedirectResponse(f"/ui/sweeps/{sweep.id}", status.HTTP_303_SEE_OTHER)
     session.rollback()
     return _sweeps(request, user, session, errors, base, grid, name, 422)

@@ -10,12 +10,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
 
+from api import submission
 from api.deps import CeleryDep, CurrentUser, ExperimentId, SessionDep, SettingsDep
-from api.errors import SpecProblems
-from api.limits import limit_problems
 from api.schemas import ErrorMessage, ExperimentOut, ExperimentPage, Metrics, ProblemList
 from continual_core.spec import ExperimentSpec
-from ewc.broker import send_wakeup
 from store import experiments
 from store.models import JobStatus
 
@@ -48,26 +46,8 @@ def submit_experiment(
     celery: CeleryDep,
 ) -> ExperimentOut:
     """Queue an experiment. The body is the spec (plus optional name, tags, priority, device)."""
-    problems = limit_problems(spec, settings)
-    if problems:
-        raise SpecProblems(problems)
-    experiment = experiments.create_experiment(
-        session,
-        user,
-        spec.to_json_dict(),
-        num_tasks=spec.num_tasks,
-        total_epochs=spec.epochs,
-        max_active=settings.max_active_jobs_per_user,
-    )
-    session.commit()  # the worker woken next must find the row
-    log.info(
-        "event=experiment_submitted experiment_id=%s owner=%s queue=%s",
-        experiment.id,
-        user.name,
-        experiment.queue,
-    )
-    if send_wakeup(celery, experiment.queue, experiment.id):
-        experiments.mark_wakeup_sent(session, [experiment.id])
+    experiment = submission.create_experiment(session, settings, user, spec)
+    submission.wake(session, celery, [experiment])
     return ExperimentOut.of(experiment)
 
 

@@ -145,8 +145,7 @@ def submit_sweep(
     sweep, created = create_sweep(
         session, settings, user, base=body.base, grid=body.grid, name=body.name
     )
-    session.commit()  # the workers woken next must find the rows
-    wake(session, celery, created)
+    wake(session, celery, created)  # commits the rows, then wakes the workers
     return SweepCreated(
         id=sweep.id, name=sweep.name, grid=sweep.grid, experiment_ids=[e.id for e in created]
     )

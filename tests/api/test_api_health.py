@@ -10,6 +10,8 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ewc.settings import Settings
+from store.db import unit_of_work
+from store.experiments import get_experiment
 
 
 def _closed_port() -> int:
@@ -52,6 +54,9 @@ def test_dead_broker_fails_readiness_but_submissions_are_kept(make_client, admin
     # the row is the truth: the job is queued, the sweep will wake a worker later
     resp = client.post("/v1/experiments", json=spec, headers=admin)
     assert resp.status_code == 201 and resp.json()["status"] == "queued"
+    # ... and it is marked as never woken, so the sweep's next pass sends its wake-up
+    with unit_of_work(client.app.state.session_factory) as session:
+        assert get_experiment(session, resp.json()["id"]).wakeup_sent_at is None
 
 
 def test_unmigrated_database_is_503_with_a_hint(redis_url, tmp_path) -> None:
