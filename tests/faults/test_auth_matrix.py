@@ -49,7 +49,7 @@ def _every_v1_operation(url: str, experiment_id: int) -> list[tuple[str, str]]:
     return found
 
 
-def test_tokens_from_the_cli_and_the_auth_matrix(tmp_path, processes, pg_database, private_redis, say):
+def test_tokens_from_the_cli_and_the_auth_matrix(tmp_path, pg_database, private_redis, processes, say):
     env = service_env(pg_database, private_redis.url, tmp_path / "data")
     _ewc(env, "migrate")
     made = {}

@@ -36,7 +36,7 @@ OUTAGE_S = 6
 
 
 def test_a_stopped_database_gives_503s_kills_nothing_and_everything_resumes(
-    tmp_path, processes, private_postgres, private_redis, say
+    tmp_path, private_postgres, private_redis, processes, say
 ):
     db_url = private_postgres.create_database("ewc")
     upgrade(db_url)

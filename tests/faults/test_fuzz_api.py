@@ -40,7 +40,7 @@ def _schemathesis() -> list[str]:
     return [found]
 
 
-def test_schemathesis_finds_no_server_error(tmp_path, processes, pg_database, private_redis, say):
+def test_schemathesis_finds_no_server_error(tmp_path, pg_database, private_redis, processes, say):
     command = _schemathesis()
     upgrade(pg_database)
     env = service_env(

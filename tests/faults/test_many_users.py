@@ -70,7 +70,7 @@ def _wait_all_finished(engine: sa.Engine) -> dict[str, int]:
 
 
 def test_200_jobs_of_4_users_each_run_once_and_interleave(
-    tmp_path, processes, pg_database, private_redis, say
+    tmp_path, pg_database, private_redis, processes, say
 ):
     upgrade(pg_database)
     tokens = {user: token_for(pg_database, user) for user in USERS}

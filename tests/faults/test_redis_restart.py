@@ -36,7 +36,7 @@ SPEC = {
 
 
 def test_jobs_queued_when_redis_restarts_empty_all_complete_once(
-    tmp_path, processes, pg_database, private_redis, say
+    tmp_path, pg_database, private_redis, processes, say
 ):
     upgrade(pg_database)
     env = service_env(pg_database, private_redis.url, tmp_path / "data")

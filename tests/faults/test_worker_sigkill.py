@@ -34,7 +34,7 @@ SPEC = {
 
 
 def test_a_worker_killed_mid_task_2_is_resumed_and_ends_as_an_uninterrupted_run(
-    tmp_path, processes, pg_database, private_redis, say
+    tmp_path, pg_database, private_redis, processes, say
 ):
     upgrade(pg_database)
     env = service_env(pg_database, private_redis.url, tmp_path / "data")
