@@ -304,12 +304,26 @@ def run_job(
         return _stopped(job.id, worker, sessions, callback, limit)
     except TrainingDiverged as exc:
         log.warning("event=job_diverged experiment_id=%s error=%r", job.id, str(exc))
-        return _finish(job.id, worker, sessions, JobStatus.failed, error=one_line(exc))
+        return _finish(
+            job.id,
+            worker,
+            sessions,
+            JobStatus.failed,
+            error=one_line(exc),
+            retry_s=settings.db_retry_s,
+        )
     except Exception as exc:
         log.exception("event=job_crashed experiment_id=%s", job.id)
         if callback.stop_reason is StopReason.lost:
             return Outcome(None, "claim lost")
-        return _finish(job.id, worker, sessions, JobStatus.failed, error=one_line(exc))
+        return _finish(
+            job.id,
+            worker,
+            sessions,
+            JobStatus.failed,
+            error=one_line(exc),
+            retry_s=settings.db_retry_s,
+        )
     finally:
         heartbeat.stop()
         tensorboard.close()  # one event file per job: a long-lived worker must not leak them
@@ -323,6 +337,7 @@ def run_job(
         summary=result.get("summary"),
         timings=result.get("timings"),
         versions=result.get("versions"),
+        retry_s=settings.db_retry_s,
     )
     log.info(
         "event=job_end experiment_id=%s status=%s total_s=%.1f summary=%s",
@@ -350,6 +365,7 @@ def _stopped(
             sessions,
             JobStatus.cancelled,
             error=f"cancelled on request {where}",
+            retry_s=callback.db_retry_s,
         )
     if reason is StopReason.time_limit:
         return _finish(
@@ -359,6 +375,7 @@ def _stopped(
             JobStatus.failed,
             error=f"time limit of {limit} s reached {where}; ask for a larger time_limit_s "
             "(up to the server's EWC_JOB_TIME_LIMIT_S) or fewer epochs",
+            retry_s=callback.db_retry_s,
         )
     if reason is StopReason.shutdown:
         with unit_of_work(sessions) as session:
@@ -384,10 +401,16 @@ def _finish(
     status: JobStatus,
     *,
     error: str | None = None,
+    retry_s: float = 10.0,
     **values: Any,
 ) -> Outcome:
-    """Write the final status (three tries: a final write is worth waiting for)."""
-    for attempt in range(3):
+    """Write the final status. A final write is worth waiting for: a database that is away
+    is retried for `retry_s` seconds (at least three tries), then the error is raised (the
+    job stays `running`, and is resumed once its heartbeat has expired)."""
+    give_up = time.monotonic() + retry_s
+    attempt = 0
+    while True:
+        attempt += 1
         try:
             with unit_of_work(sessions) as session:
                 ours = jobs.finish_job(
@@ -398,12 +421,14 @@ def _finish(
             log.warning(
                 "event=finish_failed experiment_id=%s attempt=%s error=%r",
                 experiment_id,
-                attempt + 1,
+                attempt,
                 one_line(exc),
             )
-            if attempt == 2:
+            pause = min(0.5 * 2 ** (attempt - 1), 5.0)
+            waiting_for_database = isinstance(exc, DATABASE_AWAY)
+            if attempt >= 3 and (not waiting_for_database or time.monotonic() + pause > give_up):
                 raise
-            time.sleep(1.0 + attempt)
+            time.sleep(pause)
     if not ours:
         log.warning("event=finish_skipped experiment_id=%s (claim lost)", experiment_id)
         return Outcome(None, "claim lost")
