@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     artifact_retention_days: int = Field(
         default=30, description="Checkpoints older than this are deleted (final models kept)."
     )
+    tensorboard: bool = Field(
+        default=True,
+        description="Write TensorBoard event files next to each job's artifacts.",
+    )
     log_level: str = Field(default="INFO")
 
     def resolved_database_url(self) -> str:

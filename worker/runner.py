@@ -279,7 +279,11 @@ def run_job(
         db_retry_s=settings.db_retry_s,
         shutting_down=shutting_down or threading.Event(),
     )
-    tensorboard = TensorBoardCallback(checkpoint_dir(settings, job.id) / TENSORBOARD_DIR)
+    tensorboard = (
+        TensorBoardCallback(checkpoint_dir(settings, job.id) / TENSORBOARD_DIR)
+        if settings.tensorboard
+        else None
+    )
     heartbeat = Heartbeat(callback, settings.heartbeat_s)
     log.info(
         "event=job_start experiment_id=%s worker=%s attempt=%s queue=%s time_limit_s=%s",
@@ -296,7 +300,7 @@ def run_job(
         result = train(
             spec,
             dataset_cache=settings.resolved_dataset_cache(),
-            callback=CallbackList([callback, tensorboard]),
+            callback=CallbackList([callback, tensorboard] if tensorboard else [callback]),
             checkpoint_dir=checkpoint_dir(settings, job.id),
             resume=True,
         )
@@ -326,7 +330,8 @@ def run_job(
         )
     finally:
         heartbeat.stop()
-        tensorboard.close()  # one event file per job: a long-lived worker must not leak them
+        if tensorboard is not None:
+            tensorboard.close()  # one event file per job: a long-lived worker must not leak them
     if callback.stop_reason is StopReason.lost:
         return Outcome(None, "claim lost")
     outcome = _finish(

@@ -262,3 +262,10 @@ def test_a_worker_that_lost_its_claim_stops_and_writes_nothing_more(run, session
     with session_factory() as s:
         job = s.get(Experiment, job_id)
         assert (job.status, job.worker, job.error) == (JobStatus.running, "w2", None)
+
+
+def test_tensorboard_files_are_optional(run, settings):
+    settings.tensorboard = False  # EWC_TENSORBOARD=false
+    job_id, outcome = run(TINY)
+    assert outcome.status is JobStatus.succeeded
+    assert not (checkpoint_dir(settings, job_id) / "tensorboard").exists()
