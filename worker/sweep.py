@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 
 from celery import Celery
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ewc.broker import send_wakeup
 from ewc.settings import Settings
 from store import jobs
+from store.artifacts import prune_checkpoints
 from store.db import unit_of_work
 
 log = logging.getLogger("ewc.worker")
@@ -70,8 +72,30 @@ def sweep_once(
     return sent
 
 
+#: How often a worker applies the checkpoint retention (EWC_ARTIFACT_RETENTION_DAYS).
+PRUNE_INTERVAL_S = 3600.0
+
+
+def prune_once(sessions: sessionmaker[Session], settings: Settings) -> int:
+    """Delete the checkpoints of experiments finished longer ago than the retention;
+    returns how many checkpoints went (final models and TensorBoard files stay)."""
+    with unit_of_work(sessions) as session:
+        pruned = prune_checkpoints(
+            session, settings.resolved_artifacts_dir(), settings.artifact_retention_days
+        )
+    for p in pruned:
+        log.info(
+            "event=checkpoint_pruned experiment_id=%s path=%s bytes=%s",
+            p.experiment_id,
+            p.path,
+            p.bytes_freed,
+        )
+    return len(pruned)
+
+
 class WakeupSweep(threading.Thread):
-    """Runs `sweep_once` now and then every `settings.sweep_interval_s` seconds."""
+    """Runs `sweep_once` now and then every `settings.sweep_interval_s` seconds, and the
+    checkpoint retention (`prune_once`) every PRUNE_INTERVAL_S."""
 
     def __init__(
         self, app: Celery, sessions: sessionmaker[Session], settings: Settings, queues: list[str]
@@ -81,11 +105,18 @@ class WakeupSweep(threading.Thread):
         self.done = threading.Event()
 
     def run(self) -> None:
+        next_prune = time.monotonic()
         while not self.done.is_set():
             try:
                 sweep_once(self.app, self.sessions, self.settings, self.queues)
             except Exception as exc:  # noqa: BLE001 - database or broker away: retry later
                 log.warning("event=sweep_failed error=%r", str(exc))
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_INTERVAL_S
+                try:
+                    prune_once(self.sessions, self.settings)
+                except Exception as exc:  # noqa: BLE001 - e.g. another worker pruned it first
+                    log.warning("event=prune_failed error=%r", str(exc))
             self.done.wait(self.settings.sweep_interval_s)
 
     def stop(self) -> None:

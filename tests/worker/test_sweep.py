@@ -58,3 +58,33 @@ def test_a_lost_wakeup_is_resent_after_the_interval(broker, session_factory, mak
     assert pending_wakeups(app, queue) == 0
     assert sweep_once(app, session_factory, settings, [queue]) == 1
     assert send_wakeup(app, queue) and pending_wakeups(app, queue) == 2
+
+
+def test_the_worker_sweep_applies_the_checkpoint_retention(
+    broker, session_factory, make_user, make_job, tmp_path
+):
+    from datetime import timedelta
+
+    from worker.sweep import WakeupSweep
+
+    app, queue = broker
+    settings = Settings(artifacts_dir=tmp_path, artifact_retention_days=7, sweep_interval_s=60)
+    owner = make_user("alice")
+    old = make_job(owner, queue=queue, status=JobStatus.succeeded,
+                   finished_at=utcnow() - timedelta(days=8))
+    new = make_job(owner, queue=queue, status=JobStatus.succeeded, finished_at=utcnow())
+    for exp_id in (old, new):
+        for name in ("task-1", "task-2"):
+            (tmp_path / "experiments" / str(exp_id) / name).mkdir(parents=True)
+        (tmp_path / "experiments" / str(exp_id) / "model.keras").write_bytes(b"model")
+    sweep = WakeupSweep(app, session_factory, settings, [queue])
+    sweep.start()  # sweeps and prunes at once, then sleeps
+    try:
+        for _ in range(100):
+            if not (tmp_path / "experiments" / str(old) / "task-1").exists():
+                break
+            sweep.done.wait(0.05)
+    finally:
+        sweep.stop()
+    assert sorted(p.name for p in (tmp_path / "experiments" / str(old)).iterdir()) == ["model.keras"]
+    assert len(list((tmp_path / "experiments" / str(new)).iterdir())) == 3  # recent: kept
