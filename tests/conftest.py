@@ -100,3 +100,64 @@ def redis_url(tmp_path_factory) -> Iterator[str]:
     sock = server.socket_file
     yield f"redis+socket://{sock}"
     server.shutdown()
+
+
+def empty_database(url: str) -> None:
+    """Drop everything in the database at `url` (PostgreSQL: the public schema; a SQLite
+    file is new for every test)."""
+    if not url.startswith("postgresql"):
+        return
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SET lock_timeout = '20s'"))
+            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def empty_url(database_url: str) -> str:
+    """`database_url` with nothing in it (not even migrated)."""
+    empty_database(database_url)
+    return database_url
+
+
+@pytest.fixture
+def migrated_url(empty_url: str) -> str:
+    """`database_url`, emptied and migrated to the newest revision (Alembic)."""
+    from store.migrate import upgrade
+
+    upgrade(empty_url)
+    return empty_url
+
+
+@pytest.fixture
+def session_factory(migrated_url: str):
+    """Sessions on a freshly migrated database (SQLite file or PostgreSQL)."""
+    from store.db import make_engine, make_session_factory
+
+    engine = make_engine(migrated_url)
+    try:
+        yield make_session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def make_user(session_factory):
+    """Create a user by name; returns its id."""
+    from store.db import unit_of_work
+    from store.models import User
+
+    def create(name: str) -> int:
+        with unit_of_work(session_factory) as s:
+            user = User(name=name)
+            s.add(user)
+            s.flush()
+            return user.id
+
+    return create

@@ -6,44 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from ewc.settings import Settings
 from store import users
 from store.db import make_engine, make_session_factory, unit_of_work
-from store.migrate import upgrade
 
 ADMIN_TOKEN = "test-admin-token"
-
-
-def empty_database(url: str) -> None:
-    """Drop everything in the database at `url` (PostgreSQL: the public schema)."""
-    if not url.startswith("postgresql"):
-        return  # the SQLite file is new for every test
-    engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SET lock_timeout = '20s'"))
-            conn.execute(sa.text("DROP SCHEMA public CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def empty_url(database_url: str) -> str:
-    """`database_url` with nothing in it (not even migrated)."""
-    empty_database(database_url)
-    return database_url
-
-
-@pytest.fixture
-def migrated_url(empty_url: str) -> str:
-    """`database_url`, emptied and migrated to the newest revision."""
-    upgrade(empty_url)
-    return empty_url
 
 
 @pytest.fixture

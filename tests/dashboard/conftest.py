@@ -3,15 +3,14 @@ finished experiments with metrics, and result documents."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
-from store.db import make_engine, make_session_factory, unit_of_work
-from store.models import Base, EpochMetric, Experiment, JobStatus, TaskResult, User, utcnow
+from store.db import unit_of_work
+from store.models import EpochMetric, Experiment, JobStatus, TaskResult, User, utcnow
 
 
 def sample_result(num_tasks: int = 3, epochs_per_task: int = 2) -> dict[str, Any]:
@@ -35,32 +34,6 @@ def sample_result(num_tasks: int = 3, epochs_per_task: int = 2) -> dict[str, Any
         "accuracy_matrix": matrix,
         "summary": {"average_accuracy": 0.88, "bwt": -0.04, "forgetting": 0.04},
     }
-
-
-@pytest.fixture
-def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A session factory over a freshly created schema (SQLite file or PostgreSQL)."""
-    engine = make_engine(database_url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def make_user(session_factory) -> Callable[[str], int]:
-    """Create a user by name; returns its id."""
-
-    def create(name: str) -> int:
-        with unit_of_work(session_factory) as s:
-            user = User(name=name)
-            s.add(user)
-            s.flush()
-            return user.id
-
-    return create
 
 
 @pytest.fixture

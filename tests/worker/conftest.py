@@ -2,40 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
-from store.db import make_engine, make_session_factory, unit_of_work
-from store.models import Base, Experiment, JobStatus, User, utcnow
-
-
-@pytest.fixture
-def session_factory(database_url: str) -> Iterator[sessionmaker[Session]]:
-    """A session factory over a freshly created schema (SQLite file or PostgreSQL)."""
-    engine = make_engine(database_url)
-    Base.metadata.drop_all(engine)
-    Base.metadata.create_all(engine)
-    try:
-        yield make_session_factory(engine)
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def make_user(session_factory) -> Callable[[str], int]:
-    """Create a user by name; returns its id."""
-
-    def create(name: str) -> int:
-        with unit_of_work(session_factory) as s:
-            user = User(name=name)
-            s.add(user)
-            s.flush()
-            return user.id
-
-    return create
+from store.db import unit_of_work
+from store.models import Experiment, JobStatus, utcnow
 
 
 @pytest.fixture
