@@ -7,7 +7,6 @@ Field names follow the original flags with dashes as underscores (`ewc_lambda` f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +20,7 @@ from continual_core.spec import (
     ExperimentSpec,
     validation_problems,
 )
+from store.sweeps import GridError, parse_grid_entries
 
 #: Spec path (as `validation_problems` names it) → the form field that sets it.
 FIELD_OF_PATH = {
@@ -150,28 +150,10 @@ def form_values(form: Mapping[str, Any] | None = None) -> dict[str, Any]:
 
 
 def parse_grid_text(text: str) -> tuple[dict[str, list[Any]], dict[str, str]]:
-    """A grid from lines "path=v1,v2,..." (values parsed as JSON where they can be).
-
-    Returns (grid, {}) or ({}, {"grid": message}).
-    """
-    grid: dict[str, list[Any]] = {}
-    for n, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
-            continue
-        path, sep, raw = line.partition("=")
-        if not sep or not path.strip() or not raw.strip():
-            return {}, {"grid": f"line {n}: write path=value,value,... (e.g. ewc.lambda=1,10,100)"}
-        grid[path.strip()] = [grid_value(v) for v in raw.split(",") if v.strip()]
-    if not grid:
-        return {}, {"grid": "give at least one line, e.g. ewc.lambda=1,10,100"}
-    return grid, {}
-
-
-def grid_value(text: str) -> Any:
-    """One grid value: JSON when it parses (1, 0.5, true, null), else the string itself."""
-    text = text.strip()
+    """A grid from lines "path=v1,v2,..." (values parsed as JSON where they can be; blank
+    lines and # comments skipped). Returns (grid, {}) or ({}, {"grid": message})."""
+    lines = [line for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     try:
-        return json.loads(text)
-    except ValueError:
-        return text
+        return parse_grid_entries(lines), {}
+    except GridError as exc:
+        return {}, {"grid": str(exc)}

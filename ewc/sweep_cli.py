@@ -20,35 +20,17 @@ from rich.table import Table
 
 from continual_core import flags as F
 from ewc.client_cli import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console
+from store.sweeps import GridError, parse_grid_entries
 
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-def grid_value(text: str) -> Any:
-    """One grid value: JSON when it parses (1, 0.5, true, null), else the string itself."""
-    text = text.strip()
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
     """{path: values} from `--grid PATH=V1,V2,...` options; raises typer.BadParameter."""
-    grid: dict[str, list[Any]] = {}
-    for option in options:
-        path, sep, raw = option.partition("=")
-        values = [grid_value(v) for v in raw.split(",") if v.strip()]
-        if not sep or not path.strip() or not values:
-            raise typer.BadParameter(
-                f"{option!r}: write PATH=V1,V2,... e.g. ewc.lambda=1,10,100", param_hint="--grid"
-            )
-        if path.strip() in grid:
-            raise typer.BadParameter(f"{path.strip()} is given twice", param_hint="--grid")
-        grid[path.strip()] = values
-    if not grid:
-        raise typer.BadParameter("give at least one, e.g. --grid seed=0,1,2", param_hint="--grid")
-    return grid
+    try:
+        return parse_grid_entries(options)
+    except GridError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--grid") from None
 
 
 def _fmt(stats: dict) -> str:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import copy
 import itertools
+import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
@@ -39,7 +40,7 @@ class GridError(InvalidInput):
     """A grid is malformed: names the path (and value) and says what is allowed."""
 
     def __init__(self, path: str, message: str):
-        super().__init__(f"grid {path}: {message}")
+        super().__init__(f"grid {path}: {message}" if path else f"grid: {message}")
         self.path = path
         self.field = f"grid.{path}" if path else "grid"
 
@@ -51,6 +52,36 @@ class SweepNotFound(NotFound):
 
 
 # Grid expansion ---------------------------------------------------------------------------
+
+
+GRID_EXAMPLE = "ewc.lambda=1,10,100"
+
+
+def grid_value(text: str) -> Any:
+    """One grid value: JSON when it parses (1, 0.5, true, null), else the string itself."""
+    text = text.strip()
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def parse_grid_entries(entries: Iterable[str]) -> dict[str, list[Any]]:
+    """{path: values} from entries "PATH=V1,V2,..." (the CLI's --grid options, the form's
+    lines). Raises GridError naming the bad entry."""
+    grid: dict[str, list[Any]] = {}
+    for entry in entries:
+        path, sep, raw = entry.partition("=")
+        path = path.strip()
+        values = [grid_value(v) for v in raw.split(",") if v.strip()]
+        if not sep or not path or not values:
+            raise GridError("", f"{entry.strip()!r}: write PATH=V1,V2,... e.g. {GRID_EXAMPLE}")
+        if path in grid:
+            raise GridError(path, "is given twice")
+        grid[path] = values
+    if not grid:
+        raise GridError("", f"give at least one PATH=V1,V2,... e.g. {GRID_EXAMPLE}")
+    return grid
 
 
 def set_path(spec: dict[str, Any], path: str, value: Any) -> None:

@@ -125,3 +125,17 @@ def test_list_and_get_sweeps(session_factory, make_user, make_experiment):
         assert [sw.id for sw, _ in sweeps.list_sweeps(s, before_id=ids[2], limit=1)] == [ids[1]]
         with pytest.raises(sweeps.SweepNotFound, match="sweep 999 does not exist"):
             sweeps.get_sweep(s, 999)
+
+
+def test_grid_entries_from_the_cli_and_the_form_parse_alike() -> None:
+    from api.dashboard_forms import parse_grid_text
+    from store.sweeps import GridError, parse_grid_entries
+
+    assert parse_grid_entries(["ewc.lambda=1,10", "fisher=seed", "seed=0"]) == {
+        "ewc.lambda": [1, 10], "fisher": ["seed"], "seed": [0]}
+    assert parse_grid_text("# a comment\newc.lambda=1,10\n\nseed=0\n")[0] == {
+        "ewc.lambda": [1, 10], "seed": [0]}
+    for bad in (["ewc.lambda"], ["=1"], ["seed="], ["seed=1", "seed=2"], []):
+        with pytest.raises(GridError):
+            parse_grid_entries(bad)
+    assert "give at least one" in parse_grid_text("")[1]["grid"]
