@@ -40,7 +40,7 @@ class GridError(InvalidInput):
     """A grid is malformed: names the path (and value) and says what is allowed."""
 
     def __init__(self, path: str, message: str):
-        super().__init__(f"grid {path}: {message}" if path else f"grid: {message}")
+        super().__init__(f"grid {path}: {message}")
         self.path = path
         self.field = f"grid.{path}" if path else "grid"
 
