@@ -225,6 +225,20 @@ def heartbeat(session: Session, experiment_id: int, worker: str) -> bool:
     return bool(cancel)
 
 
+def stop_wanted(session: Session, experiment_id: int, worker: str) -> str | None:
+    """Why the job this worker runs must stop, read without writing: "lost" when it is no
+    longer this worker's running job, "cancel" when its owner asked to cancel it, else None.
+    One indexed SELECT of a single row: cheap enough to poll a few times a second."""
+    row = session.execute(
+        select(Experiment.status, Experiment.worker, Experiment.cancel_requested).where(
+            Experiment.id == experiment_id
+        )
+    ).one_or_none()
+    if row is None or row.status != JobStatus.running or row.worker != worker:
+        return "lost"
+    return "cancel" if row.cancel_requested else None
+
+
 def still_owned(session: Session, experiment_id: int, worker: str) -> bool:
     """True while `worker` still runs this job (status running, worker column ours)."""
     found = session.execute(

@@ -1,10 +1,11 @@
 """Run one claimed job: spec from the row → `continual_core.trainer.train` → the database.
 
 Every epoch row and task row is written through `store.jobs` the moment the training core
-reports it, each in its own short transaction. A heartbeat thread keeps the claim alive
-and brings back cancel requests; the callback's `should_stop()` (polled by the trainer
-between batches) turns a cancel, the time limit, a lost claim or a worker shutdown into a
-clean stop. Outcomes:
+reports it, each in its own short transaction. A watch thread (`worker.watch`) keeps the
+claim alive and notices a cancel within `CANCEL_POLL_S` seconds; the callback's
+`should_stop()` (polled by the trainer before every batch, it only reads a flag) turns a
+cancel, the time limit, a lost claim or a worker shutdown into a clean stop after the
+current batch. Outcomes:
 
 - the trainer returns → `succeeded` with summary, timings and versions;
 - cancel requested → `cancelled` (metrics so far kept);
@@ -18,212 +19,39 @@ clean stop. Outcomes:
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
-from continual_core.events import (
-    Callback,
-    CallbackList,
-    EpochEnd,
-    RunStart,
-    StopRequested,
-    TaskEnd,
-    TrainingDiverged,
-)
+from continual_core.events import CallbackList, StopRequested, TrainingDiverged
 from continual_core.spec import ExperimentSpec, validation_problems
 from ewc.settings import Settings
 from store import jobs
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus
+from worker.callback import DATABASE_AWAY, MAX_ERROR_CHARS, StoreCallback, one_line
 from worker.tensorboard import TENSORBOARD_DIR, TensorBoardCallback
+from worker.watch import JobWatch, StopReason
+
+__all__ = [
+    "DATABASE_AWAY",
+    "MAX_ERROR_CHARS",
+    "Outcome",
+    "StopReason",
+    "StoreCallback",
+    "checkpoint_dir",
+    "one_line",
+    "run_job",
+    "time_limit_s",
+]
 
 log = logging.getLogger("ewc.worker")
-
-#: Longest error text stored on a job (the log has the rest).
-MAX_ERROR_CHARS = 1000
-#: Errors that mean "the database cannot be reached right now" (retried, not fatal).
-DATABASE_AWAY = (OperationalError, InterfaceError, PoolTimeoutError)
-
-
-class StopReason(str, enum.Enum):
-    """Why a running job was asked to stop before the trainer finished."""
-
-    cancel = "cancel"
-    time_limit = "time_limit"
-    lost = "lost"  # another worker took the job over (our heartbeat expired)
-    shutdown = "shutdown"  # this worker is shutting down
-
-
-@dataclass
-class StoreCallback(Callback):
-    """Writes the trainer's events to the database and answers `should_stop()`."""
-
-    experiment_id: int
-    worker: str
-    sessions: sessionmaker[Session]
-    device: str
-    deadline: float  # time.monotonic() value after which the job is stopped
-    db_retry_s: float = 120.0  # how long a write waits for an unreachable database
-    shutting_down: threading.Event = field(default_factory=threading.Event)
-    stop_reason: StopReason | None = None
-    task: int = 0  # last task that finished an epoch
-    epoch: int = 0  # last epoch recorded (across the run)
-
-    def request_stop(self, reason: StopReason) -> None:
-        """Ask the trainer to stop at its next check (the first reason wins)."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-
-    def should_stop(self) -> bool:
-        if self.stop_reason is None:
-            if self.shutting_down.is_set():
-                self.request_stop(StopReason.shutdown)
-            elif time.monotonic() > self.deadline:
-                self.request_stop(StopReason.time_limit)
-        return self.stop_reason is not None
-
-    def _write(self, what: str, fn, **values: Any) -> None:
-        """One write in its own transaction; waits up to `db_retry_s` for a database that is
-        away (training pauses meanwhile), then raises. A lost claim asks the run to stop."""
-        give_up = time.monotonic() + self.db_retry_s
-        pause = 0.5
-        while True:
-            try:
-                with unit_of_work(self.sessions) as session:
-                    ours = fn(session, self.experiment_id, self.worker, **values)
-                break
-            except DATABASE_AWAY as exc:
-                if time.monotonic() + pause > give_up:
-                    raise
-                log.warning(
-                    "event=write_retry experiment_id=%s while=%s retry_in_s=%.1f error=%r",
-                    self.experiment_id,
-                    what,
-                    pause,
-                    one_line(exc)[:200],
-                )
-                time.sleep(pause)
-                pause = min(pause * 2, 5.0)
-        if not ours:
-            log.warning(
-                "event=claim_lost experiment_id=%s worker=%s while=%s",
-                self.experiment_id,
-                self.worker,
-                what,
-            )
-            self.request_stop(StopReason.lost)
-
-    def on_run_start(self, event: RunStart) -> None:
-        self._write(
-            "run_start",
-            jobs.record_run_start,
-            num_tasks=event.num_tasks,
-            total_epochs=sum(event.epochs_per_task),
-            first_task=event.first_task,
-            device=self.device,
-        )
-        log.info(
-            "event=run_start experiment_id=%s num_tasks=%s first_task=%s device=%r",
-            self.experiment_id,
-            event.num_tasks,
-            event.first_task,
-            self.device,
-        )
-
-    def on_epoch_end(self, event: EpochEnd) -> None:
-        self._write(
-            "epoch",
-            jobs.record_epoch,
-            task=event.task,
-            epoch=event.epoch,
-            task_epoch=event.task_epoch,
-            loss=event.loss,
-            val_accuracy=list(event.val_accuracy),
-            train_s=event.train_s,
-            eval_s=event.eval_s,
-        )
-        self.task, self.epoch = event.task, event.epoch
-        log.info(
-            "event=epoch experiment_id=%s task=%s epoch=%s loss=%.4f train_s=%.2f",
-            self.experiment_id,
-            event.task,
-            event.epoch,
-            event.loss,
-            event.train_s,
-        )
-
-    def on_task_end(self, event: TaskEnd) -> None:
-        self._write(
-            "task",
-            jobs.record_task,
-            task=event.task,
-            test_accuracy=list(event.test_accuracy),
-            fisher_s=event.fisher_s,
-            frozen_fraction=event.frozen_fraction,
-        )
-        log.info(
-            "event=task_end experiment_id=%s task=%s test_accuracy=%s",
-            self.experiment_id,
-            event.task,
-            [round(a, 4) for a in event.test_accuracy],
-        )
-
-    def where(self) -> str:
-        """Where the run is, for messages: "task 2, epoch 3" (the epoch in progress)."""
-        if self.epoch == 0:
-            return "before the first epoch ended"
-        return f"after task {self.task}, epoch {self.epoch}"
-
-
-class Heartbeat(threading.Thread):
-    """Refreshes the job's heartbeat every `interval_s` s; a cancel or lost claim stops it."""
-
-    def __init__(self, callback: StoreCallback, interval_s: float):
-        super().__init__(name=f"heartbeat-{callback.experiment_id}", daemon=True)
-        self.callback, self.interval_s = callback, interval_s
-        self.done = threading.Event()
-
-    def beat(self) -> None:
-        """One heartbeat: refresh it, and ask the trainer to stop if the job must end."""
-        cb = self.callback
-        with unit_of_work(cb.sessions) as session:
-            stop = jobs.heartbeat(session, cb.experiment_id, cb.worker)
-            ours = stop and jobs.still_owned(session, cb.experiment_id, cb.worker)
-        if stop:
-            cb.request_stop(StopReason.cancel if ours else StopReason.lost)
-
-    def run(self) -> None:
-        while not self.done.wait(self.interval_s):
-            try:
-                self.beat()
-            except Exception as exc:  # noqa: BLE001 - database briefly away: keep training
-                log.warning(
-                    "event=heartbeat_failed experiment_id=%s error=%r",
-                    self.callback.experiment_id,
-                    one_line(exc),
-                )
-
-    def stop(self) -> None:
-        """End the thread (waits for a beat in progress)."""
-        self.done.set()
-        self.join(timeout=30)
-
-
-def one_line(exc: BaseException) -> str:
-    """`Type: message` on one line, at most MAX_ERROR_CHARS characters."""
-    text = " ".join(str(exc).split())
-    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def checkpoint_dir(settings: Settings, experiment_id: int) -> Path:
@@ -284,7 +112,7 @@ def run_job(
         if settings.tensorboard
         else None
     )
-    heartbeat = Heartbeat(callback, settings.heartbeat_s)
+    heartbeat = JobWatch(callback, settings.heartbeat_s)
     log.info(
         "event=job_start experiment_id=%s worker=%s attempt=%s queue=%s time_limit_s=%s",
         job.id,
@@ -363,6 +191,13 @@ def _stopped(
 ) -> Outcome:
     reason = callback.stop_reason
     where = callback.where()
+    log.info(
+        "event=job_stopped experiment_id=%s reason=%s batches=%s at=%r",
+        experiment_id,
+        reason.value if reason else None,
+        callback.batches,
+        where,
+    )
     if reason is StopReason.cancel:
         return _finish(
             experiment_id,
