@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import logging
+import json
 from typing import Any
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -36,7 +38,16 @@ class SpecProblems(Exception):
 
 def problems_response(problems: list[tuple[str, str]]) -> JSONResponse:
     """422 with one {"field", "message"} per problem."""
-    return JSONResponse(
+class EncodableJSONResponse(JSONResponse):
+    """A JSON body that can always be sent: a lone surrogate echoed from the request (JSON
+    allows "\\ud800" in a string, UTF-8 cannot encode it) goes out as its JSON escape."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
+    return EncodableJSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": [{"field": f, "message": m} for f, m in problems]},
     )
@@ -99,7 +110,18 @@ async def _store_handler(request: Request, exc: Exception) -> JSONResponse:
         code = status.HTTP_409_CONFLICT
     elif isinstance(exc, LimitReached):
         code = status.HTTP_429_TOO_MANY_REQUESTS
-    return JSONResponse(status_code=code, content={"detail": str(exc)})
+    return EncodableJSONResponse(status_code=code, content={"detail": str(exc)})
+
+
+async def _http_handler(request: Request, exc: Exception) -> Response:
+    """Starlette's HTTPException answer, with a body that can always be encoded."""
+    assert isinstance(exc, StarletteHTTPException)
+    headers = getattr(exc, "headers", None)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=headers)
+    return EncodableJSONResponse(
+        status_code=exc.status_code, content={"detail": exc.detail}, headers=headers
+    )
 
 
 async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
@@ -169,3 +191,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DBAPIError, _database_handler)
     app.add_exception_handler(PoolTimeoutError, _database_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)

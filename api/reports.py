@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload
 
-from api import plots
+from api import parsing, plots
 from store import experiments as store_experiments
 from store.errors import InvalidInput, NotFound
 from store.models import Experiment
@@ -81,17 +81,12 @@ def parse_ids(text: str | None) -> list[int]:
 
     Raises `InvalidIds` for an empty list, a non-integer, or more than `MAX_COMPARE`.
     """
-    parts = [p.strip() for p in (text or "").split(",") if p.strip()]
-    if not parts:
+    try:
+        ids = parsing.parse_id_list(text, max_count=MAX_COMPARE)
+    except parsing.ParseError as exc:
+        raise InvalidIds(f"ids: {exc}") from None
+    if not ids:
         raise InvalidIds("ids: give experiment ids separated by commas, e.g. ids=1,2,3")
-    ids: list[int] = []
-    for p in parts:
-        if not p.isdigit() or int(p) < 1:
-            raise InvalidIds(f"ids: {p!r} is not an experiment id (a positive integer)")
-        ids.append(int(p))
-    ids = list(dict.fromkeys(ids))
-    if len(ids) > MAX_COMPARE:
-        raise InvalidIds(f"ids: {len(ids)} experiments; compare at most {MAX_COMPARE} at once")
     return ids
 
 

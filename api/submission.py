@@ -13,6 +13,7 @@ from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
+from api import parsing
 from api.errors import SpecProblems
 from api.limits import limit_problems
 from continual_core.spec import ExperimentSpec, validation_problems
@@ -91,6 +92,10 @@ def sweep_points(
     each invalid point, the grid path (`grid.ewc.lambda`) or base field (`base.epochs`)
     with the offending value and the point.
     """
+    for where, value in (("base", base), ("grid", grid)):
+        problem = parsing.json_text_problem(value)
+        if problem:
+            raise SpecProblems([(where, problem)])
     points = store_sweeps.expand_grid(base, grid)
     problems: dict[tuple[str, str], None] = {}
     valid: list[tuple[dict[str, Any], ExperimentSpec]] = []
@@ -126,6 +131,8 @@ def create_sweep(
 
     Every point is validated first; the per-user cap must leave room for all of them.
     """
+    if name is not None and parsing.text_problem(name):
+        raise SpecProblems([("name", str(parsing.text_problem(name)))])
     points = sweep_points(base, grid, settings)
     active = store_experiments.count_active_jobs(session, user)
     cap = settings.max_active_jobs_per_user

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 ModelName = Literal["mlp", "lenet", "cifarnet"]
 DatasetName = Literal["mnist", "cifar10", "cifar100", "mnist-5k", "digits", "synthetic"]
@@ -54,6 +54,18 @@ DEFAULT_EWC_LAMBDA: dict[str, float] = {"empirical": 100.0, "sampled": 100.0, "s
 #: scores below plain fine-tuning, while 0.3 is best (+1.0 pp over 0.1).
 DEFAULT_FIM_THRESHOLD: dict[str, float] = {"empirical": 3e-4, "sampled": 1e-3, "seed": 0.3}
 
+def _storable(text: str) -> str:
+    """Free text every database stores alike: no NUL byte (PostgreSQL refuses it), no lone
+    surrogate (JSON can carry "\\ud800"; UTF-8, so no database, cannot)."""
+    if "\x00" in text:
+        raise ValueError("must not contain NUL bytes (\\u0000)")
+    if any("\ud800" <= c <= "\udfff" for c in text):
+        raise ValueError("must be valid Unicode (it holds a lone surrogate such as \\ud800)")
+    return text
+
+
+#: A name or tag: stored by SQLite and PostgreSQL alike, so NUL bytes are refused.
+StorableText = Annotated[str, AfterValidator(_storable)]
 PositiveInt = Annotated[int, Field(gt=0)]
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -163,8 +175,10 @@ class ExperimentSpec(_Strict):
         default=None, description="Shape of the synthetic dataset (dataset=synthetic only)."
     )
     # Scheduling and bookkeeping: the training core ignores these.
-    name: Annotated[str, Field(max_length=200)] | None = None
-    tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=64)]], Field(max_length=32)] = Field(
+    name: Annotated[StorableText, Field(max_length=200)] | None = None
+    tags: Annotated[
+        list[Annotated[StorableText, Field(min_length=1, max_length=64)]], Field(max_length=32)
+    ] = Field(
         default_factory=list
     )
     priority: Annotated[int, Field(ge=-100, le=100)] = Field(

@@ -33,6 +33,10 @@ from store.errors import InvalidInput, NotFound
 from store.models import Experiment, JobStatus, utcnow
 
 CHECKPOINT_PREFIX = "task-"
+#: Longest file name (one path component) and whole path a request may name, in UTF-8
+#: bytes: what Linux file systems allow (NAME_MAX, PATH_MAX); longer names cannot exist.
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 1024
 ZIP_SUFFIX = ".zip"
 
 
@@ -148,9 +152,9 @@ def resolve_artifact(artifacts_dir: Path, experiment_id: int, path: str) -> tupl
 
     `path` is relative, POSIX (`model.keras`, `task-1/weights.h5`, `task-1.zip`). A
     `<folder>.zip` that is not a real file names the folder, to be zipped. Raises
-    `ArtifactPathRefused` (422) for absolute paths, `..`, backslashes, NUL, and anything
-    that resolves outside the experiment's folder (symlinks included); `ArtifactNotFound`
-    (404) when nothing is there.
+    `ArtifactPathRefused` (422) for absolute paths, `..`, backslashes, NUL, names longer
+    than a file system allows, and anything that resolves outside the experiment's folder
+    (symlinks included); `ArtifactNotFound` (404) when nothing is there.
     """
     if not path or "\x00" in path:
         raise ArtifactPathRefused(path, "empty or contains a NUL byte")
@@ -161,6 +165,12 @@ def resolve_artifact(artifacts_dir: Path, experiment_id: int, path: str) -> tupl
         raise ArtifactPathRefused(path, "must be relative to the experiment's artifacts")
     if any(part in ("..", ".") for part in path.split("/")):
         raise ArtifactPathRefused(path, "'..' and '.' are not allowed")
+    if len(path.encode("utf-8", "replace")) > MAX_PATH_BYTES:
+        raise ArtifactPathRefused(path[:64] + "…", f"longer than {MAX_PATH_BYTES} bytes")
+    if any(len(part.encode("utf-8", "replace")) > MAX_NAME_BYTES for part in path.split("/")):
+        raise ArtifactPathRefused(
+            path[:64] + "…", f"a path component is longer than {MAX_NAME_BYTES} bytes"
+        )
     folder = experiment_dir(artifacts_dir, experiment_id)
     if not folder.is_dir():
         raise ArtifactNotFound(experiment_id, path)

@@ -136,7 +136,7 @@ def decode_cursor(cursor: str) -> int:
         if not text.startswith(_CURSOR_PREFIX):
             raise ValueError(text)
         last_id = int(text.removeprefix(_CURSOR_PREFIX))
-        if last_id < 1:
+        if not 1 <= last_id <= 2**31 - 1:  # ids are PostgreSQL integers; SQLite overflows
             raise ValueError(text)
         return last_id
     except (ValueError, UnicodeError, binascii.Error) as exc:

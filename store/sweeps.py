@@ -62,7 +62,7 @@ def grid_value(text: str) -> Any:
     text = text.strip()
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested too deep for the decoder: not a value
         return text
 
 

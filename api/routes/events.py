@@ -31,6 +31,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api import parsing
 from api.deps import CurrentUser, ExperimentId, SessionDep
 from api.schemas import ErrorMessage
 from store import experiments
@@ -62,12 +63,9 @@ class _Cursor:
 
 
 def parse_last_event_id(value: str | None) -> tuple[int, int]:
-    """(epoch, task) from a Last-Event-ID "<epoch>.<task>"; (0, 0) when absent or malformed."""
-    try:
-        epoch, task = (value or "").split(".")
-        return max(0, int(epoch)), max(0, int(task))
-    except ValueError:
-        return 0, 0
+    """(epoch, task) from a Last-Event-ID "<epoch>.<task>"; (0, 0) when absent or malformed
+    (non-ASCII digits, or numbers no row can hold: `api.parsing.parse_last_event_id`)."""
+    return parsing.parse_last_event_id(value) or (0, 0)
 
 
 def format_event(event: str, data: Any, event_id: str | None = None) -> str:

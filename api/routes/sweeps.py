@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from api import plots
-from api.deps import CeleryDep, CurrentUser, SessionDep, SettingsDep, SweepId
+from api import parsing, plots
+from api.deps import MAX_ID, CeleryDep, CurrentUser, SessionDep, SettingsDep, SweepId
 from api.schemas import ErrorMessage, ProblemList
 from api.submission import create_sweep, wake
 from store import sweeps as store_sweeps
@@ -40,6 +40,22 @@ class SweepIn(BaseModel):
         '"seed": [0, 1, 2]}; one experiment per combination.'
     )
     name: Annotated[str, Field(max_length=200)] | None = None
+
+    @field_validator("base", "grid")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any]) -> dict[str, Any]:
+        problem = parsing.json_text_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        problem = parsing.text_problem(value) if value is not None else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class SweepCreated(BaseModel):
@@ -156,7 +172,9 @@ def list_sweeps(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    before: Annotated[int | None, Query(ge=1, description="`next_before` of the previous page")] = None,
+    before: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
+    ] = None,
 ) -> SweepList:
     """Sweeps, newest first, with their runs' counts by status."""
     rows = store_sweeps.list_sweeps(session, limit=limit + 1, before_id=before)

@@ -13,7 +13,7 @@ from ewc.settings import Settings
 from store import users
 from store.db import make_engine, make_session_factory, unit_of_work
 
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-0123456789"
 
 
 @pytest.fixture

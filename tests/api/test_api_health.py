@@ -30,13 +30,13 @@ def test_healthz_and_readyz_when_all_is_up(client) -> None:
 def test_dead_database_gives_503_and_the_process_stays_up(redis_url, tmp_path) -> None:
     dead = f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/ewc"
     settings = Settings(_env_file=None, data_dir=tmp_path, database_url=dead,
-                        broker_url=redis_url, admin_token="t")
+                        broker_url=redis_url, admin_token="t" * 24)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
         checks = ready.json()["checks"]
         assert checks["broker"] == "ok" and checks["database"].startswith("error:")
-        resp = client.get("/v1/experiments", headers={"Authorization": "Bearer t"})
+        resp = client.get("/v1/experiments", headers={"Authorization": "Bearer " + "t" * 24})
         assert resp.status_code == 503
         assert "database is unavailable" in resp.json()["detail"]
         assert "Traceback" not in resp.text
