@@ -12,18 +12,21 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from api.body_limit import BodySizeLimit
+from api.concurrency import ConcurrencyLimit
 from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
 from api.routes import artifacts, dashboard, events, experiments, health, queues, reports, sweeps
 from ewc.broker import make_celery
 from ewc.settings import Settings, get_settings
 from store import users
-from store.db import make_engine, make_session_factory, unit_of_work
+from api.throttle import AuthThrottle
+from store.db import make_engine, make_session_factory, read_engine, unit_of_work
 
 log = logging.getLogger("ewc.api")
 
@@ -44,9 +47,18 @@ def _ensure_admin(app: FastAPI, token: str) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     """Build the engine, sessions, Celery client and metrics; dispose of them at shutdown."""
     settings: Settings = app.state.settings
-    engine = make_engine(settings.resolved_database_url())
+    # One number sizes the threads, the admitted requests (`ConcurrencyLimit`) and the
+    # pool: an admitted request holds at most one connection while it waits for a thread,
+    # and each thread at most one more, so nobody ever waits for a connection.
+    anyio.to_thread.current_default_thread_limiter().total_tokens = settings.api_threads
+    engine = make_engine(
+        settings.resolved_database_url(),
+        pool_size=settings.api_threads,
+        max_overflow=settings.api_threads,
+    )
     app.state.engine = engine
     app.state.session_factory = make_session_factory(engine)
+    app.state.read_session_factory = make_session_factory(read_engine(engine))
     app.state.celery = make_celery(settings)
     app.state.registry, app.state.http_metrics = make_registry(
         app.state.session_factory, settings.heartbeat_timeout_s
@@ -74,8 +86,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.auth_throttle = AuthThrottle()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        ConcurrencyLimit,
+        limit=settings.api_threads,
+        max_queue=settings.api_queue,
+        queue_timeout_s=settings.api_queue_timeout_s,
+    )
     app.add_middleware(RequestMetrics)
     # Reports first: `/v1/experiments/compare` must not be read as an experiment id.
     for router in (reports.router, events.router, artifacts.router, sweeps.router,

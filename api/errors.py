@@ -3,7 +3,8 @@
 - request validation → 422 {"detail": [{"field", "message"}, ...]}
 - store errors: NotFound → 404, Conflict → 409, LimitReached → 429, InvalidInput → 422
 - a value the database cannot hold (out of range) → 422
-- a database that cannot be reached → 503 (never a 500 with a traceback)
+- a database that cannot be reached → 503 (never a 500 with a traceback); one that is only
+  busy says so, and `ewc migrate` is suggested only when the schema is missing
 - anything else → 500 {"detail": "internal error ..."}, the traceback only in the log
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 from continual_core.spec import validation_problems
+from store.db import is_lock_conflict
 from store.errors import Conflict, InvalidInput, LimitReached, NotFound, StoreError
 
 log = logging.getLogger("ewc.api")
@@ -136,15 +138,42 @@ async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
             content={"detail": "the request conflicts with stored data; retry or change it"},
         )
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
-    log.error("event=db_unavailable path=%s error=%r", request.url.path, reason)
+    kind, message, retry_after = database_unavailable(exc, reason)
+    log.error("event=db_%s path=%s error=%r", kind, request.url.path, reason)
     return JSONResponse(
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-        content={
-            "detail": "the database is unavailable or not migrated (run `ewc migrate`); "
-            f"retry shortly. Cause: {reason}"
-        },
-        headers={"Retry-After": "5"},
+        content={"detail": message},
+        headers={"Retry-After": str(retry_after)},
     )
+
+
+#: SQLSTATEs (PostgreSQL) and messages (SQLite) of a schema that is missing or older.
+_SCHEMA_SQLSTATES = frozenset({"42P01", "42703"})  # undefined_table, undefined_column
+_SCHEMA_MESSAGES = ("no such table", "no such column")
+
+
+def database_unavailable(exc: Exception, reason: str) -> tuple[str, str, int]:
+    """(kind, message, Retry-After seconds) of a 503 for a database error that is not the
+    request's fault. `ewc migrate` is suggested only when the schema is really missing;
+    a database that is only busy (pool exhausted, SQLite locked) says so."""
+    orig = getattr(exc, "orig", None)
+    if getattr(orig, "sqlstate", None) in _SCHEMA_SQLSTATES or any(
+        m in reason.lower() for m in _SCHEMA_MESSAGES
+    ):
+        return (
+            "not_migrated",
+            "the database has no (or an older) schema: run `ewc migrate`, then retry. "
+            f"Cause: {reason}",
+            5,
+        )
+    if isinstance(exc, PoolTimeoutError) or is_lock_conflict(exc):
+        return (
+            "busy",
+            "the server is busy (the database is serving other requests); nothing was "
+            "done — retry in 2 s",
+            2,
+        )
+    return "unavailable", f"the database is unavailable; retry shortly. Cause: {reason}", 5
 
 
 async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:

@@ -55,6 +55,23 @@ class Settings(BaseSettings):
         "generates and prints one when unset.",
     )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body (413).")
+    api_threads: int = Field(
+        default=16,
+        ge=1,
+        le=256,
+        description="Requests the API works on at once (its worker threads; the database "
+        "pool holds twice as many connections).",
+    )
+    api_queue: int = Field(
+        default=1000,
+        ge=0,
+        description="Requests that may wait for a free thread; beyond, a fast 503 (busy).",
+    )
+    api_queue_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest a request waits for a free thread before its 503 (busy).",
+    )
     events_max_s: float = Field(
         default=3600.0,
         description="Longest an event stream (SSE) stays open; the browser reconnects with "
