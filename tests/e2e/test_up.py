@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +18,7 @@ import psutil
 import pytest
 
 from tests.e2e.conftest import EWC, free_port, spawn
+from tests.requirements import ensure_apt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -47,8 +47,8 @@ def curl(*args: str) -> dict:
     return json.loads(done.stdout)
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
 def test_ewc_up_serves_the_readme_flow_and_stops_cleanly_on_ctrl_c(tmp_path, monkeypatch):
+    ensure_apt("curl", "curl")  # the README's flow, with the real curl
     monkeypatch.chdir(tmp_path)  # no .env or ./data of the checkout
     port = free_port()
     service = up(tmp_path, port)

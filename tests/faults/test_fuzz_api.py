@@ -22,6 +22,7 @@ import pytest
 from store.migrate import upgrade
 from tests.e2e.conftest import start_api, token_for
 from tests.faults.conftest import service_env
+from tests.requirements import missing
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
@@ -36,7 +37,7 @@ def _schemathesis() -> list[str]:
         "schemathesis", path=str(Path(sys.executable).parent)
     )
     if found is None:
-        pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
+        missing("schemathesis", "not installed (pip install -e '.[dev]')")
     return [found]
 
 
