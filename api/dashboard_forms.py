@@ -7,6 +7,7 @@ Field names follow the original flags with dashes as underscores (`ewc_lambda` f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -63,7 +64,19 @@ CHOICES = {
     "device": ("any", "cpu", "gpu"),
 }
 
+#: The checkboxes of the new-experiment form (a browser sends them only when ticked).
+CHECKBOXES = ("ewc", "fim", "incdet")
+#: What the new-experiment page posts: every field always, the checkboxes when ticked.
+NEW_FIELDS = (*FORM_DEFAULTS, *CHECKBOXES)
+NEW_REQUIRED = tuple(FORM_DEFAULTS)
+#: What the new-sweep form posts (all three always).
+SWEEP_FIELDS = ("name", "base", "grid")
+#: Deepest nesting of the sweep form's base spec (a spec is two levels deep).
+MAX_BASE_DEPTH = 8
+
 _INTS = ("splits", "epochs", "batch_size", "ewc_samples", "fim_samples", "seed", "priority")
+#: Numbers the form must not leave empty (an empty one would silently become a default).
+_REQUIRED_NUMBERS = ("splits", "epochs", "batch_size", "learning_rate", "seed", "priority")
 _FLOATS = ("learning_rate", "ewc_lambda", "fim_threshold", "incdet_threshold")
 
 
@@ -76,15 +89,18 @@ def spec_from_form(form: Mapping[str, Any]) -> tuple[ExperimentSpec | None, dict
     values = {k: str(form.get(k, "")).strip() for k in FORM_DEFAULTS}
     errors: dict[str, str] = {}
     numbers: dict[str, Any] = {}
-    for name in _INTS:
+    for name in _REQUIRED_NUMBERS:
         if values[name] == "":
+            errors[name] = "required"
+    for name in _INTS:
+        if values[name] == "" or name in errors:
             continue
         try:
             numbers[name] = int(values[name])
         except ValueError:
             errors[name] = f"{values[name]!r} is not a whole number"
     for name in _FLOATS:
-        if values[name] == "":
+        if values[name] == "" or name in errors:
             continue
         try:
             numbers[name] = float(values[name])
@@ -94,10 +110,7 @@ def spec_from_form(form: Mapping[str, Any]) -> tuple[ExperimentSpec | None, dict
         return None, errors
 
     data: dict[str, Any] = {
-        "model": values["model"] or "mlp",
-        "dataset_update": values["dataset_update"] or "full",
-        "fisher": values["fisher"] or "empirical",
-        "device": values["device"] or "any",
+        name: values[name] for name in ("model", "dataset_update", "fisher", "device")
     }
     if values["dataset"]:
         data["dataset"] = values["dataset"]
@@ -149,10 +162,42 @@ def form_values(form: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return values
 
 
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in `value` (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend(
+                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
+            )
+    return deepest
+
+
+def parse_base_spec(text: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The sweep form's base spec: (spec, {}) or ({}, {"base": message})."""
+    if not text.strip():
+        return {}, {"base": "required: the base spec as a JSON object ({} for the defaults)"}
+    try:
+        spec = json.loads(text)
+    except RecursionError:
+        return {}, {"base": f"not a JSON object: nested deeper than {MAX_BASE_DEPTH} levels"}
+    except ValueError as exc:
+        return {}, {"base": f"not a JSON object: {exc}"}
+    if not isinstance(spec, dict):
+        return {}, {"base": "not a JSON object: the base spec must be {...}"}
+    if _depth(spec) > MAX_BASE_DEPTH:
+        return {}, {"base": f"not a JSON object: nested deeper than {MAX_BASE_DEPTH} levels"}
+    return spec, {}
+
+
 def parse_grid_text(text: str) -> tuple[dict[str, list[Any]], dict[str, str]]:
     """A grid from lines "path=v1,v2,..." (values parsed as JSON where they can be; blank
     lines and # comments skipped). Returns (grid, {}) or ({}, {"grid": message})."""
-    lines = [line for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    lines = [
+        line for line in text.splitlines() if line.strip() and not line.strip().startswith("#")
+    ]
     try:
         return parse_grid_entries(lines), {}
     except GridError as exc:

@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a request waits for a free thread before its 503 (busy).",
     )
+    session_ttl_s: int = Field(
+        default=12 * 3600,
+        gt=0,
+        description="How long a dashboard login lasts (seconds); logging out ends it sooner.",
+    )
     events_max_s: float = Field(
         default=3600.0,
         description="Longest an event stream (SSE) stays open; the browser reconnects with "

@@ -247,3 +247,25 @@ class Worker(Base):
     last_heartbeat: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow, index=True)
     experiment_id: Mapped[int | None] = mapped_column(Integer)  # the job it runs, if any
     jobs_run: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class BrowserSession(Base):
+    """A dashboard login: the browser's cookie holds a random session id, stored here only as
+    its SHA-256 hash, with the form token (CSRF) of that session and when it expires.
+
+    Logging out deletes the row; revoking the token it was opened with ends it too.
+    """
+
+    __tablename__ = "browser_sessions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_id: Mapped[int] = mapped_column(
+        ForeignKey("api_tokens.id", ondelete="CASCADE"), index=True
+    )
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(TZDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(TZDateTime, index=True)
+
+    user: Mapped[User] = relationship()

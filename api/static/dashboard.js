@@ -1,6 +1,9 @@
 // EWC Server dashboard: live updates without a build step.
 // - watchList(): polls /ui/progress for unfinished rows of the experiment list.
 // - followExperiment(id): server-sent events on the detail page; reloads when the job ends.
+// - imageFallbacks(): an <img data-fallback="text"> that fails to load becomes the text.
+// The pages have no inline script or handler (their Content-Security-Policy allows only
+// this file): what a page needs is started below from its markup.
 "use strict";
 const EWC = (() => {
   const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -80,5 +83,21 @@ const EWC = (() => {
     });
   }
 
-  return { watchList, followExperiment };
+  function imageFallbacks() {
+    for (const img of document.querySelectorAll("img[data-fallback]")) {
+      const swap = () => img.replaceWith(document.createTextNode(img.dataset.fallback));
+      if (img.complete && img.naturalWidth === 0) swap();  // failed before this ran
+      else img.addEventListener("error", swap);
+    }
+  }
+
+  function start() {
+    if (document.getElementById("experiments")) watchList();
+    const live = document.getElementById("live");
+    if (live) followExperiment(Number(live.dataset.experiment), Number(live.dataset.numTasks));
+    imageFallbacks();
+  }
+
+  return { watchList, followExperiment, imageFallbacks, start };
 })();
+EWC.start();

@@ -5,37 +5,37 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from sqlalchemy import select
 
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus
-from tests.dashboard.conftest import ADMIN_TOKEN, sample_result
+from tests.dashboard.conftest import ADMIN_TOKEN, log_in, new_form, sample_result, sweep_form
 from tests.dashboard.test_plots import png_size
-
-
-@pytest.fixture
-def ui(api):
-    """The app's client logged in through the login form (cookie, no bearer header)."""
-    del api.headers["Authorization"]
-    r = api.post("/ui/login", data={"token": ADMIN_TOKEN, "next": "/ui/"}, follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/ui/"
-    assert "httponly" in r.headers["set-cookie"].lower()
-    return api
 
 
 def test_pages_need_a_login(api):
     del api.headers["Authorization"]
     r = api.get("/ui/experiments/1?x=1", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/experiments/1%3Fx%3D1"
-    r = api.post("/ui/login", data={"token": "wrong"})
+    assert (
+        r.status_code == 303 and r.headers["location"] == "/ui/login?next=/ui/experiments/1%3Fx%3D1"
+    )
+    r = log_in(api, "wrong")
     assert r.status_code == 401 and "unknown or revoked" in r.text
+    api.cookies.set("ewc_token", ADMIN_TOKEN)  # the raw-token cookie of earlier versions
+    assert api.get("/ui/", follow_redirects=False).status_code == 303, "is no login any more"
     assert api.get("/", follow_redirects=False).headers["location"] == "/ui/"
 
 
 def test_list_detail_and_plots(ui, admin_id, make_experiment):
-    done = make_experiment(admin_id, result=sample_result(3), name="three tasks",
-                           num_tasks=3, total_epochs=6, current_task=3, current_epoch=6)
+    done = make_experiment(
+        admin_id,
+        result=sample_result(3),
+        name="three tasks",
+        num_tasks=3,
+        total_epochs=6,
+        current_task=3,
+        current_epoch=6,
+    )
     queued = make_experiment(admin_id, status=JobStatus.queued, num_tasks=2, total_epochs=4)
     page = ui.get("/ui/")
     assert page.status_code == 200
@@ -49,8 +49,10 @@ def test_list_detail_and_plots(ui, admin_id, make_experiment):
     assert detail.status_code == 200
     assert f"/ui/experiments/{done}/plots/curves.png" in detail.text
     assert "92.0" in detail.text and "Validation accuracy" in detail.text
-    assert "EWC.followExperiment" not in detail.text, "a finished job needs no live stream"
-    assert "EWC.followExperiment" in ui.get(f"/ui/experiments/{queued}").text
+    assert 'id="live"' not in detail.text, "a finished job needs no live stream"
+    assert (
+        f'id="live" hidden data-experiment="{queued}"' in ui.get(f"/ui/experiments/{queued}").text
+    )
     for kind, size in (("curves", (800, 450)), ("accuracy-matrix", (640, 520))):
         img = ui.get(f"/ui/experiments/{done}/plots/{kind}.png")
         assert img.status_code == 200 and png_size(img.content) == size
@@ -75,33 +77,76 @@ def test_compare_page(ui, admin_id, make_experiment):
 
 
 def test_form_shows_errors_on_the_form(ui, session_factory):
-    r = ui.post("/ui/new", data={"model": "lenet", "dataset": "digits", "splits": "abc",
-                                 "epochs": "2", "learning_rate": "fast", "name": "x"})
+    r = ui.post(
+        "/ui/new",
+        data=new_form(
+            ui,
+            model="lenet",
+            dataset="digits",
+            splits="abc",
+            epochs="2",
+            learning_rate="fast",
+            name="x",
+        ),
+    )
     assert r.status_code == 422
     assert re.search(r'id="err-splits">&#39;abc&#39; is not a whole number', r.text)
     assert "is not a number" in r.text
     assert 'value="x"' in r.text, "what was typed is kept"
-    r = ui.post("/ui/new", data={"model": "lenet", "dataset": "digits", "dataset_update": "permute",
-                                 "splits": "2", "epochs": "2", "ewc": "on", "ewc_lambda": "-1"})
+    r = ui.post(
+        "/ui/new",
+        data=new_form(
+            ui,
+            model="lenet",
+            dataset="digits",
+            dataset_update="permute",
+            splits="2",
+            epochs="2",
+            ewc="on",
+            ewc_lambda="-1",
+        ),
+    )
     assert r.status_code == 422
     assert 'id="err-ewc_lambda"' in r.text
-    r = ui.post("/ui/new", data={"model": "lenet", "dataset": "digits", "dataset_update": "permute",
-                                 "splits": "2", "epochs": "2"})
+    r = ui.post(
+        "/ui/new",
+        data=new_form(
+            ui, model="lenet", dataset="digits", dataset_update="permute", splits="2", epochs="2"
+        ),
+    )
     assert r.status_code == 422 and 'id="err-model"' in r.text and "28x28" in r.text
-    r = ui.post("/ui/new", data={"dataset": "digits", "dataset_update": "permute", "splits": "3",
-                                 "epochs": "100000"})
+    r = ui.post(
+        "/ui/new",
+        data=new_form(ui, dataset="digits", dataset_update="permute", splits="3", epochs="100000"),
+    )
     assert r.status_code == 422 and 'id="err-epochs"' in r.text and "limit" in r.text
     with session_factory() as s:
         assert s.scalar(select(Experiment.id)) is None, "nothing was created"
 
 
 def test_form_submits_and_redirects_to_the_list(ui, session_factory):
-    r = ui.post("/ui/new", data={"model": "mlp", "dataset": "digits", "dataset_update": "permute",
-                                 "splits": "2", "epochs": "2", "batch_size": "64",
-                                 "learning_rate": "0.01", "ewc": "on", "ewc_lambda": "50",
-                                 "fisher": "empirical", "seed": "3", "name": "from the form",
-                                 "tags": "ui, demo", "priority": "0", "device": "any"},
-                follow_redirects=False)
+    r = ui.post(
+        "/ui/new",
+        data=new_form(
+            ui,
+            model="mlp",
+            dataset="digits",
+            dataset_update="permute",
+            splits="2",
+            epochs="2",
+            batch_size="64",
+            learning_rate="0.01",
+            ewc="on",
+            ewc_lambda="50",
+            fisher="empirical",
+            seed="3",
+            name="from the form",
+            tags="ui, demo",
+            priority="0",
+            device="any",
+        ),
+        follow_redirects=False,
+    )
     assert r.status_code == 303, r.text
     exp_id = int(r.headers["location"].split("=")[1])
     with session_factory() as s:
@@ -114,8 +159,16 @@ def test_form_submits_and_redirects_to_the_list(ui, session_factory):
 
 
 def test_sweep_pages(ui, session_factory):
-    r = ui.post("/ui/sweeps", data={"name": "lam", "base": '{"dataset": "digits", "ewc": {}}',
-                                    "grid": "ewc.lambda=1,10\nseed=0,1"}, follow_redirects=False)
+    r = ui.post(
+        "/ui/sweeps",
+        data=sweep_form(
+            ui,
+            name="lam",
+            base='{"dataset": "digits", "ewc": {}}',
+            grid="ewc.lambda=1,10\nseed=0,1",
+        ),
+        follow_redirects=False,
+    )
     assert r.status_code == 303
     page = ui.get(r.headers["location"])
     assert page.status_code == 200 and "Sweep 1: lam" in page.text
@@ -128,9 +181,9 @@ def test_sweep_pages(ui, session_factory):
     assert 'src="/ui/sweeps/1/plot.png' in page.text and 'class="badge best"' in page.text
     assert png_size(ui.get("/ui/sweeps/1/plot.png", params={"metric": "bwt"}).content) == (720, 450)
     assert "lam" in ui.get("/ui/sweeps").text
-    bad = ui.post("/ui/sweeps", data={"base": "{nope", "grid": "seed=0"})
+    bad = ui.post("/ui/sweeps", data=sweep_form(ui, base="{nope", grid="seed=0"))
     assert bad.status_code == 422 and "not a JSON object" in bad.text
-    bad = ui.post("/ui/sweeps", data={"base": "{}", "grid": "ewc.lambda=-1,2"})
+    bad = ui.post("/ui/sweeps", data=sweep_form(ui, base="{}", grid="ewc.lambda=-1,2"))
     assert bad.status_code == 422 and "grid.ewc.lambda" in bad.text
     assert ui.get("/ui/sweeps/99").status_code == 404
 

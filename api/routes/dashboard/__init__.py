@@ -1,0 +1,26 @@
+"""The web dashboard under `/ui`: server-rendered Jinja2 pages over the same store.
+
+Log in with an API token; that opens a server-side browser session whose random id is kept
+in an HttpOnly, SameSite=Lax cookie (never the token itself), which every `/ui` route
+accepts (`/v1` keeps bearer auth). Every form that changes something is checked against
+cross-site request forgery (`guard`), and every response carries a strict Content Security
+Policy and the other security headers (`common`).
+
+- `auth`: log in, log out, the static files, `/` → `/ui/`;
+- `pages`: the experiment list, an experiment's detail (plots, events, exports,
+  artifacts), the comparison, a sweep's page;
+- `forms`: cancel, the new-experiment form, the sweeps list with its form.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routes.dashboard import auth, forms, pages
+
+router = APIRouter(include_in_schema=False)
+for _part in (auth.router, pages.router, forms.router):
+    router.include_router(_part)
+root_router = auth.root_router
+
+__all__ = ["root_router", "router"]

@@ -1,0 +1,183 @@
+"""The dashboard's read-only pages: the experiment list (and its live progress), an
+experiment's detail (plots, events, exports, artifacts), the comparison, a sweep's page.
+
+Images, exports, artifacts and events have session-authenticated twins of their `/v1`
+routes here, so the browser needs no JavaScript to send a bearer header.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from api import plots, reports
+from api.deps import ExperimentId, SessionDep, SettingsDep, SweepId
+from api.routes import sweeps as sweep_routes
+from api.routes.dashboard.common import PageUser, experiment_or_404, make_router, render
+from api.routes.events import sse_response
+from store import artifacts as store_artifacts
+from store import experiments as store_experiments
+from store import sweeps as store_sweeps
+from store.errors import NotFound, StoreError
+from store.models import JobStatus
+
+router = make_router()
+
+
+@router.get("/", response_class=HTMLResponse)
+def experiment_list(
+    request: Request,
+    user: PageUser,
+    session: SessionDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
+    tag: str | None = None,
+    owner: str | None = None,
+    cursor: str | None = None,
+    submitted: int | None = None,
+):
+    statuses = [s.value for s in JobStatus]
+    error = None
+    try:
+        page = store_experiments.list_experiments(
+            session,
+            status=JobStatus(status_) if status_ in statuses else None,
+            tag=tag or None,
+            owner=owner or None,
+            limit=50,
+            cursor=cursor or None,
+        )
+    except StoreError as exc:
+        error, page = str(exc), store_experiments.ExperimentPage(items=[], next_cursor=None)
+    return render(
+        request, "experiments.html", user, experiments=page.items, next_cursor=page.next_cursor,
+        filters={"status": status_ or "", "tag": tag or "", "owner": owner or ""},
+        statuses=statuses, submitted=submitted, error=error,
+    )  # fmt: skip
+
+
+@router.get("/progress")
+def progress(user: PageUser, session: SessionDep, ids: str = "") -> JSONResponse:
+    """{id: {"status", "progress", "summary"}} for the list page's live updates."""
+    wanted = [int(i) for i in ids.split(",") if i.strip().isascii() and i.strip().isdigit()][:200]
+    out = {}
+    for exp in reports.load_existing(session, wanted):
+        out[exp.id] = {
+            "status": exp.status.value,
+            "task": exp.current_task, "num_tasks": exp.num_tasks,
+            "epoch": exp.current_epoch, "total_epochs": exp.total_epochs,
+            "average_accuracy": (exp.summary or {}).get("average_accuracy"),
+            "bwt": (exp.summary or {}).get("bwt"),
+        }  # fmt: skip
+    return JSONResponse(out)
+
+
+@router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
+def experiment_page(
+    request: Request,
+    experiment_id: ExperimentId,
+    user: PageUser,
+    session: SessionDep,
+    settings: SettingsDep,
+):
+    exp = experiment_or_404(session, experiment_id)
+    doc = store_experiments.metrics_document(session, exp)
+    return render(
+        request, "experiment.html", user, exp=exp, doc=doc,
+        num_tasks=max([exp.num_tasks] + [len(r["val_accuracy"]) for r in doc["epochs"]]),
+        artifacts=store_artifacts.list_artifacts(settings.resolved_artifacts_dir(), exp.id),
+        spec_rows=sorted(reports.flatten(exp.spec or {}).items()),
+    )  # fmt: skip
+
+
+@router.get("/experiments/{experiment_id}/plots/{kind}.png")
+def experiment_plot(
+    request: Request, experiment_id: ExperimentId, kind: str, user: PageUser, session: SessionDep
+) -> Response:
+    exp = experiment_or_404(session, experiment_id)
+    if kind not in plots.PLOT_KINDS:
+        raise HTTPException(404, f"no plot named {kind!r}")
+    try:
+        png = reports.experiment_plot(session, reports.plot_cache(request.app.state), exp, kind)
+    except plots.NothingToPlot as exc:
+        raise HTTPException(409, str(exc)) from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/experiments/{experiment_id}/events")
+def experiment_events(
+    request: Request, experiment_id: ExperimentId, user: PageUser, session: SessionDep
+) -> StreamingResponse:
+    experiment_or_404(session, experiment_id)
+    session.commit()  # hold no transaction (on SQLite: no lock) while streaming
+    return sse_response(request, experiment_id, request.headers.get("last-event-id"))
+
+
+@router.get("/experiments/{experiment_id}/export.{fmt}", response_model=None)
+def export(experiment_id: ExperimentId, fmt: str, user: PageUser, session: SessionDep) -> Response:
+    from api.routes import reports as report_routes
+
+    if fmt == "csv":
+        return report_routes.export_csv(experiment_id, user, session)
+    if fmt == "json":
+        return report_routes.export_json(experiment_id, user, session)
+    raise HTTPException(404, "export as .csv or .json")
+
+
+@router.get("/experiments/{experiment_id}/artifacts/{path:path}", response_model=None)
+def artifact(
+    experiment_id: ExperimentId,
+    path: str,
+    user: PageUser,
+    session: SessionDep,
+    settings: SettingsDep,
+) -> FileResponse | StreamingResponse:
+    from api.routes import artifacts as artifact_routes
+
+    try:
+        return artifact_routes.download_artifact(experiment_id, path, user, session, settings)
+    except StoreError as exc:
+        code = 404 if isinstance(exc, NotFound) else 422
+        raise HTTPException(code, str(exc)) from None
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(request: Request, user: PageUser, session: SessionDep, ids: str = ""):
+    error, doc, exps = None, None, []
+    if ids:
+        try:
+            exps = reports.load_experiments(session, reports.parse_ids(ids))
+            doc = reports.comparison(exps)
+        except StoreError as exc:
+            error = str(exc)
+    code = 200 if error is None else (404 if "exist" in error else 422)
+    return render(request, "compare.html", user, code, ids=ids, doc=doc, exps=exps, error=error)
+
+
+@router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
+def sweep_page(request: Request, sweep_id: SweepId, user: PageUser, session: SessionDep):
+    try:
+        sweep = store_sweeps.get_sweep(session, sweep_id)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    doc = sweep_routes.sweep_document(session, sweep)
+    x_key = sweep_routes.swept_key(sweep.grid)
+    return render(
+        request, "sweep.html", user, sweep=doc, x_key=x_key,
+        has_results=any(p.metrics["average_accuracy"].n for p in doc.points),
+        metrics=store_sweeps.SWEEP_METRICS,
+    )  # fmt: skip
+
+
+@router.get("/sweeps/{sweep_id}/plot.png")
+def sweep_plot(
+    sweep_id: SweepId, user: PageUser, session: SessionDep, metric: str = "average_accuracy"
+) -> Response:
+    if metric not in store_sweeps.SWEEP_METRICS:
+        raise HTTPException(404, f"metric must be one of {', '.join(store_sweeps.SWEEP_METRICS)}")
+    try:
+        png = sweep_routes.sweep_png(session, sweep_id, metric, None)
+    except NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
