@@ -17,8 +17,8 @@ from urllib.parse import urlparse, urlunparse
 
 LOCK_KEY = "ewc-test-lock"
 #: A claim lives this long without a refresh (a killed session frees its database then).
-LOCK_TTL_S = 600
-REFRESH_S = 60
+LOCK_TTL_S = 120
+REFRESH_S = 20
 
 #: Delete the lock only if it is still ours (another session may own it after an expiry).
 _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"

@@ -66,7 +66,7 @@ def missing(component: str, reason: str) -> NoReturn:
             f"{STRICT_VARIABLE}=0 makes it skip]",
             pytrace=False,
         )
-    pytest.skip(message)
+    pytest.skip(message, allow_module_level=True)  # also at a module's top level
 
 
 def require(condition: object, component: str, reason: str) -> None:

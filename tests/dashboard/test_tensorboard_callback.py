@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from continual_core.events import Callback, CallbackList, EpochEnd, TaskEnd
+from tests.requirements import require_module
 from worker.tensorboard import TensorBoardCallback, with_tensorboard
 
-tf = pytest.importorskip("tensorflow")
+tf = require_module("tensorflow", hint="pip install -e '.[cpu]'")
 
 
 def read_scalars(log_dir) -> dict[str, list[tuple[int, float]]]:
@@ -63,7 +64,7 @@ def test_with_tensorboard_keeps_the_stop_signal(tmp_path):
 
 def test_tensorboard_itself_shows_the_scalars(tmp_path):
     """TensorBoard's own loader (what `tensorboard --logdir` serves) sees scalar tags."""
-    pytest.importorskip("tensorboard")
+    require_module("tensorboard", hint="pip install -e '.[cpu]'")
     from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
 
     cb = TensorBoardCallback(tmp_path / "tb")
