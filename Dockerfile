@@ -1,8 +1,19 @@
-# EWC Server image: the API, the migrations and the workers, from one Dockerfile.
+# EWC Server images, from one Dockerfile. BuildKit is required (`docker buildx`, Docker
+# Desktop, or `DOCKER_BUILDKIT=1 docker build` with Debian's docker.io): it builds only the
+# stages a target needs and mounts the optional pip settings below.
 #
-#   docker build -t ewc-server:cpu .               # CPU (tensorflow-cpu), the default target
-#   docker build -t ewc-server:gpu --target gpu .  # GPU (tensorflow[and-cuda]); run it with
-#                                                  # the NVIDIA container runtime
+#   docker build --target api -t ewc-server:api .  # API + migrations, no TensorFlow (slim)
+#   docker build --target cpu -t ewc-server:cpu .  # CPU worker (tensorflow-cpu), the default
+#   docker build --target gpu -t ewc-server:gpu .  # GPU worker (tensorflow[and-cuda]); run it
+#                                                  # with the NVIDIA container runtime
+#
+# Versions come from requirements/lock-*.txt (`make lock` refreshes them), installed before
+# the source is copied: a code change rebuilds only the last, small layer.
+#
+# A private index or a company CA, without editing this file (BuildKit secrets, never stored
+# in the image):
+#   docker build --secret id=pip_conf,src=./pip.conf --secret id=pip_ca,src=./ca.pem ...
+# with `cert = /run/secrets/pip_ca` (and your `index-url`) in that pip.conf.
 # Nothing here is secret: settings come from EWC_* environment variables at run time.
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
@@ -20,10 +31,8 @@ RUN groupadd --system --gid 10001 ewc \
     && chown -R ewc:ewc /var/lib/ewc
 WORKDIR /srv/ewc
 
-# --- build: a virtualenv with the project and one TensorFlow build ---------------------
-FROM base AS build
-RUN python -m venv /opt/venv
-ENV PATH=/opt/venv/bin:$PATH
+# --- the project's source (what `pip install --no-deps` needs) -------------------------
+FROM base AS source
 COPY pyproject.toml README.md ./
 COPY api ./api
 COPY continual_core ./continual_core
@@ -32,13 +41,52 @@ COPY migrations ./migrations
 COPY store ./store
 COPY worker ./worker
 
-FROM build AS build-cpu
-RUN pip install --no-cache-dir "/srv/ewc[cpu]"
+# --- dependencies: one virtualenv per image, from the lock only ------------------------
+FROM base AS venv
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
 
-FROM build AS build-gpu
-RUN pip install --no-cache-dir "/srv/ewc[gpu]"
+FROM venv AS deps-api
+COPY requirements/lock-api.txt /tmp/lock.txt
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir -r /tmp/lock.txt
+
+FROM venv AS deps-cpu
+COPY requirements/lock-cpu.txt /tmp/lock.txt
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir -r /tmp/lock.txt
+
+# The GPU build: the CPU lock with TensorFlow's CUDA build of the same version.
+FROM venv AS deps-gpu
+COPY requirements/lock-cpu.txt /tmp/lock.txt
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' /tmp/lock.txt > /tmp/lock-gpu.txt \
+    && pip install --no-cache-dir -r /tmp/lock-gpu.txt
+
+# --- the project itself, on top of its dependencies ------------------------------------
+FROM deps-api AS build-api
+COPY --from=source /srv/ewc /srv/ewc
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir --no-deps "/srv/ewc"
+
+FROM deps-cpu AS build-cpu
+COPY --from=source /srv/ewc /srv/ewc
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir --no-deps "/srv/ewc[cpu]"
+
+FROM deps-gpu AS build-gpu
+COPY --from=source /srv/ewc /srv/ewc
+RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
+    --mount=type=secret,id=pip_ca \
+    pip install --no-cache-dir --no-deps "/srv/ewc[gpu]"
 
 # --- runtime images: the virtualenv only, run as the unprivileged `ewc` user -----------
+# No VOLUME: compose names every volume (an anonymous one would be left behind per `up`).
 FROM base AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     EWC_DATA_DIR=/var/lib/ewc \
@@ -46,17 +94,28 @@ ENV PATH=/opt/venv/bin:$PATH \
     EWC_ARTIFACTS_DIR=/var/lib/ewc/artifacts \
     EWC_HOST=0.0.0.0 \
     EWC_PORT=8000
+
+# The API and `ewc migrate`: no TensorFlow, a tenth of the worker image's size.
+FROM runtime AS api
+COPY --from=build-api /opt/venv /opt/venv
 EXPOSE 8000
-VOLUME ["/var/lib/ewc"]
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+USER 10001:10001
 CMD ["ewc", "api"]
 
-FROM runtime AS gpu
+# Workers: healthy while their presence heartbeat (every EWC_HEARTBEAT_S) reaches the database.
+FROM runtime AS worker
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, sys, tempfile, time; sys.exit(time.time() - os.path.getmtime(os.path.join(tempfile.gettempdir(), 'ewc-worker.alive')) > 60)"]
+
+FROM worker AS gpu
 COPY --from=build-gpu /opt/venv /opt/venv
 USER 10001:10001
+CMD ["ewc", "worker", "--queue", "gpu"]
 
-# The default target (last stage): CPU.
-FROM runtime AS cpu
+# The default target (last stage): the CPU worker.
+FROM worker AS cpu
 COPY --from=build-cpu /opt/venv /opt/venv
 USER 10001:10001
+CMD ["ewc", "worker", "--queue", "cpu"]

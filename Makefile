@@ -4,17 +4,19 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 comma := ,
 EXTRAS ?= cpu,local,dev
-# Re-install only when the project's requirements change.
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
+# Every installed version comes from the lock (requirements/lock-dev.txt, refreshed by
+# `make lock`). Re-install only when the project's requirements or the lock change.
+LOCK := requirements/lock-dev.txt
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)-$(subst $(comma),_,$(EXTRAS))
 
-.PHONY: install run test test-fast lint faults bench clean
+.PHONY: install run test test-fast lint faults bench clean lock
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+$(STAMP): pyproject.toml $(LOCK) | $(PY)
+	$(PY) -m pip install --quiet -c $(LOCK) -e '.[$(EXTRAS)]'
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -30,7 +32,7 @@ test: install lint
 
 ## The quick tests only (no science checks, no end-to-end).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not e2e and not browser and not faults" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not slow and not e2e and not browser and not faults and not docker" $(PYTEST_ARGS)
 
 ## The fault tests only (kill workers, restart Redis, stop PostgreSQL, 200 jobs, fuzzing,
 ## the auth matrix); `make test` runs them too.
@@ -42,6 +44,13 @@ lint: install
 
 bench: install
 	$(PY) bench/core_speed.py
+
+## Refresh the lock files (requirements/lock-{api,cpu,dev}.txt, used by `make install`
+## and the images) to the newest releases pyproject.toml allows, then run `make test`.
+lock: | $(PY)
+	$(PY) -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[cpu,local,dev]'
+	$(PY) requirements/lock.py
+	rm -f $(VENV)/.installed-*
 
 clean:
 	rm -rf $(VENV) .pytest_cache

