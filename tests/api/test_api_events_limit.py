@@ -15,4 +15,4 @@ def test_the_stream_of_a_queued_job_closes_after_events_max_s(make_client, admin
     assert resp.status_code == 200
     assert "event: status" in resp.text and '"status":"queued"' in resp.text
     assert "event: end" not in resp.text  # closed for the time limit, not because it ended
-    assert time.monotonic() - started < 10
+    assert time.monotonic() - started < 60  # 0.5 s limit; generous for a loaded machine

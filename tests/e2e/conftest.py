@@ -48,7 +48,8 @@ class Proc:
     lines: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
 
     def _drain(self) -> None:
         for line in self.popen.stdout:
@@ -56,6 +57,10 @@ class Proc:
 
     @property
     def output(self) -> str:
+        """Its last 80 lines; once it has exited, all of them (the reader is waited for,
+        not a guessed sleep: the last lines may still be in the pipe)."""
+        if self.popen.poll() is not None:
+            self._reader.join(timeout=30)  # bounded: a child may hold the pipe open
         return "\n".join(self.lines[-80:])
 
     def wait_for_line(self, predicate: Callable[[str], bool], timeout: float = 60) -> str:

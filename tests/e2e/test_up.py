@@ -108,6 +108,5 @@ def test_ewc_up_on_a_busy_port_says_why_and_exits_non_zero(tmp_path, monkeypatch
         port = busy.getsockname()[1]
         service = up(tmp_path, port)
         code = service.popen.wait(timeout=60)
-    time.sleep(0.1)  # the output thread reads the last lines
     assert code != 0
     assert f"cannot listen on 127.0.0.1:{port}" in service.output and "PORT=" in service.output

@@ -73,6 +73,9 @@ def test_a_stopped_database_gives_503s_kills_nothing_and_everything_resumes(
         assert health.status_code == 200
         assert metrics.status_code == 200 and "ewc_database_up 0.0" in metrics.text
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
+        # The worker meets the outage at its next metric write (when its epoch ends): wait
+        # for that, not for a guessed time, well within its EWC_DB_RETRY_S (120 s).
+        worker.wait_for_line(lambda line: "event=write_retry" in line, timeout=90)
         assert api.popen.poll() is None, api.output
         assert worker.popen.poll() is None, worker.output
         waiting = [line for line in worker.lines if "event=write_retry" in line]

@@ -3,6 +3,7 @@ and never more than the queue lacks."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -56,6 +57,7 @@ def test_a_lost_wakeup_is_resent_after_the_interval(broker, session_factory, mak
     with app.connection_for_write() as conn:  # the broker loses it (flushed, restarted...)
         conn.default_channel.queue_purge(queue)
     assert pending_wakeups(app, queue) == 0
+    time.sleep(0.05)  # past the 0.01 s interval for sure (a fast machine gets here sooner)
     assert sweep_once(app, session_factory, settings, [queue]) == 1
     assert send_wakeup(app, queue) and pending_wakeups(app, queue) == 2
 
@@ -80,8 +82,9 @@ def test_the_worker_sweep_applies_the_checkpoint_retention(
     sweep = WakeupSweep(app, session_factory, settings, [queue])
     sweep.start()  # sweeps and prunes at once, then sleeps
     try:
-        for _ in range(100):
-            if not (tmp_path / "experiments" / str(old) / "task-1").exists():
+        deadline = time.monotonic() + 60  # generous: the sweep thread may start late
+        while (tmp_path / "experiments" / str(old) / "task-1").exists():
+            if time.monotonic() > deadline:
                 break
             sweep.done.wait(0.05)
     finally:
