@@ -13,6 +13,7 @@ checked only per epoch would run the rest of the epoch instead.
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import statistics
@@ -92,7 +93,7 @@ def test_a_cancel_in_the_middle_of_an_epoch_stops_the_job_after_its_current_batc
 
     before = _batches(worker.lines[:cancelled_at], experiment_id)
     after = _batches(worker.lines[cancelled_at:], experiment_id)
-    gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(before[2:], before[3:])]
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in itertools.pairwise(before[2:])]
     batch_s = statistics.median(gaps)
     allowed = 1 + math.ceil(CANCEL_POLL_S / batch_s)
     say(
