@@ -33,6 +33,8 @@ import pytest
 
 STRICT_VARIABLE = "EWC_TEST_STRICT"
 NO_INSTALL_VARIABLE = "EWC_TEST_NO_INSTALL"
+#: Ends the message of a test failed for a missing component (the summary looks for it).
+STRICT_MARK = " [strict mode ("
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 #: Seconds one `apt-get` command may take (a new machine downloads chromium: minutes).
@@ -62,7 +64,7 @@ def missing(component: str, reason: str) -> NoReturn:
     why = strict_reason()
     if why is not None:
         pytest.fail(
-            f"{message} [strict mode ({why}): a missing real component fails the test; "
+            f"{message}{STRICT_MARK}{why}): a missing real component fails the test; "
             f"{STRICT_VARIABLE}=0 makes it skip]",
             pytrace=False,
         )

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.requirements import strict_reason
+from tests.requirements import STRICT_MARK, strict_reason
 
 SUMMARY_VARIABLE = "EWC_TEST_SUMMARY"
 #: What the session used (filled in by fixtures): "PostgreSQL" -> URL, "Redis" -> URL.
@@ -47,6 +47,13 @@ def _skip_reason(report) -> str:
     return reason.removeprefix("Skipped: ")
 
 
+def _failure_text(report) -> str:
+    try:
+        return str(report.longreprtext)
+    except Exception:  # noqa: BLE001 - a report without text has no reason to show
+        return ""
+
+
 def summary_lines(stats: dict) -> list[str]:
     """The summary's lines from the terminal reporter's `stats`."""
     final: dict[str, tuple[str, str, object]] = {}  # nodeid -> (backend, outcome, report)
@@ -59,10 +66,14 @@ def summary_lines(stats: dict) -> list[str]:
                 final[nodeid] = (backend, outcome, report)
     table: dict[str, Counter] = defaultdict(Counter)
     skips: Counter = Counter()
+    absent: Counter = Counter()  # strict mode: failed for a missing component
     for backend, outcome, report in final.values():
         table[backend][outcome] += 1
         if outcome == "skipped":
             skips[(backend, _skip_reason(report))] += 1
+        elif outcome in ("failed", "error") and STRICT_MARK in (text := _failure_text(report)):
+            reason = text.split(STRICT_MARK, 1)[0].strip().splitlines()[-1]
+            absent[(backend, reason.removeprefix("Failed: "))] += 1
     why = strict_reason()
     lines = [
         f"strict mode: {'on (' + why + '): a missing real component fails' if why else 'off: a missing real component skips (CI=true or EWC_TEST_STRICT=1 makes it fail)'}",
@@ -80,6 +91,10 @@ def summary_lines(stats: dict) -> list[str]:
     lines.append(f"{'all':<22}{'':>40}{total:>7}")
     if total == 0:
         lines.append("NO TESTS RAN")
+    if absent:
+        lines.append(f"FAILED for a missing component ({sum(absent.values())}), by backend and reason:")
+        for (backend, reason), count in sorted(absent.items(), key=lambda kv: (-kv[1], kv[0])):
+            lines.append(f"  {count:>4} x [{backend}] {reason}")
     if skips:
         lines.append(f"skipped ({sum(skips.values())}), by backend and reason:")
         for (backend, reason), count in sorted(skips.items(), key=lambda kv: (-kv[1], kv[0])):

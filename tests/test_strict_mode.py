@@ -71,6 +71,9 @@ def test_unreachable_postgres_fails_in_strict_mode_and_skips_otherwise(tmp_path,
         assert done.returncode == 1, out
         assert "1 error" in out and "skipped" not in out.splitlines()[-1], out
         assert "strict mode (" in out, out
+        # ... and the summary names the missing component with its reason
+        assert "FAILED for a missing component (1)" in out, out
+        assert "1 x [postgresql] PostgreSQL is missing: EWC_TEST_PG=" in out, out
     else:
         assert done.returncode == 0, out
         assert "1 skipped" in out, out
