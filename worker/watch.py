@@ -19,7 +19,7 @@ from typing import Protocol
 from sqlalchemy.orm import Session, sessionmaker
 
 from store import jobs
-from store.db import unit_of_work
+from store.db import make_session_factory, read_engine, unit_of_work
 
 log = logging.getLogger("ewc.worker")
 
@@ -55,6 +55,8 @@ class JobWatch(threading.Thread):
         super().__init__(name=f"job-watch-{callback.experiment_id}", daemon=True)
         self.callback, self.interval_s = callback, interval_s
         self.poll_s = min(poll_s, interval_s)
+        # The look is a pure read: on SQLite it must not take the write lock four times a second.
+        self.read_sessions = make_session_factory(read_engine(callback.sessions.kw["bind"]))
         self.done = threading.Event()
         self._failing = False
 
@@ -70,7 +72,7 @@ class JobWatch(threading.Thread):
     def look(self) -> None:
         """One cheap read: does the job still run here, and did nobody cancel it?"""
         cb = self.callback
-        with unit_of_work(cb.sessions) as session:
+        with unit_of_work(self.read_sessions) as session:
             why = jobs.stop_wanted(session, cb.experiment_id, cb.worker)
         if why is not None:
             self._ask_stop(StopReason(why))
