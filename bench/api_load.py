@@ -102,6 +102,51 @@ def _kind(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+class RawConnection:
+    """A minimal keep-alive HTTP/1.1 client on one connection (asyncio streams): the load
+    generator must cost far less CPU than the server it loads (httpx costs about a
+    millisecond a request, which on 2 cores would measure the client)."""
+
+    def __init__(self, host: str, port: int, headers: dict[str, str]):
+        self.host, self.port = host, port
+        extra = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+        self.extra = f"Host: {host}:{port}\r\n{extra}"
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def get(self, path: str, timeout: float = 30.0) -> tuple[int, bytes]:
+        """(status, body); reconnects when the server closed the connection."""
+        return await asyncio.wait_for(self._get(path), timeout)
+
+    async def _get(self, path: str) -> tuple[int, bytes]:
+        reused = self.writer is not None and not self.writer.is_closing()
+        if not reused:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        assert self.reader is not None and self.writer is not None
+        self.writer.write(f"GET {path} HTTP/1.1\r\n{self.extra}\r\n".encode())
+        try:
+            head = await self.reader.readuntil(b"\r\n\r\n")
+        except (OSError, asyncio.IncompleteReadError):
+            if not reused:
+                raise
+            # The server closed the idle connection (keep-alive timeout) as we sent: like
+            # every HTTP client, retry a GET once on a new connection.
+            self.close()
+            return await self._get(path)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        fields = {k.strip().lower(): v.strip() for k, _, v in (x.partition(":") for x in lines[1:] if x)}
+        body = await self.reader.readexactly(int(fields.get("content-length", "0")))
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return status, body
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
 async def one_get_ms(url: str, headers: dict[str, str], path: str) -> float:
     """Milliseconds of one GET on a fresh connection; infinite unless it got a 200 within
     30 s."""
@@ -120,28 +165,35 @@ async def one_get_ms(url: str, headers: dict[str, str], path: str) -> float:
     return ms
 
 
+def _host_port(url: str) -> tuple[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    return host, int(port)
+
+
 async def burst(url: str, headers: dict[str, str], n: int) -> dict[str, Any]:
-    """`n` simultaneous GET /v1/experiments, each on its own connection."""
-    limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=0)
+    """`n` simultaneous GET /v1/experiments, each on its own new connection."""
+    host, port = _host_port(url)
     statuses: Counter[str] = Counter()
     done_at: list[float] = []
     gate = asyncio.Event()
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30, limits=limits) as c:
 
-        async def one() -> None:
-            await gate.wait()
-            try:
-                r = await c.get("/v1/experiments")
-                statuses[str(r.status_code)] += 1
-            except Exception as exc:  # noqa: BLE001 - counted
-                statuses[_kind(exc)] += 1
-            done_at.append(time.perf_counter())
+    async def one() -> None:
+        conn = RawConnection(host, port, headers)
+        await gate.wait()
+        try:
+            code, _ = await conn.get("/v1/experiments")
+            statuses[str(code)] += 1
+        except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+            statuses["timeout" if isinstance(exc, TimeoutError) else "connection"] += 1
+        finally:
+            conn.close()
+        done_at.append(time.perf_counter())
 
-        tasks = [asyncio.ensure_future(one()) for _ in range(n)]
-        await asyncio.sleep(0.2)
-        t0 = time.perf_counter()
-        gate.set()
-        await asyncio.gather(*tasks)
+    tasks = [asyncio.ensure_future(one()) for _ in range(n)]
+    await asyncio.sleep(0.2)
+    t0 = time.perf_counter()
+    gate.set()
+    await asyncio.gather(*tasks)
     return {"statuses": statuses, "last_s": max(done_at) - t0}
 
 
@@ -199,10 +251,8 @@ async def steady(
 ) -> dict[str, Any]:
     """Pollers plus open event streams; latencies of the polls, fate of the streams."""
     rng = random.Random(7)
-    limits = httpx.Limits(
-        max_connections=sizes.clients + sizes.streams + 50,
-        max_keepalive_connections=sizes.clients + 50,
-    )
+    host, port = _host_port(url)
+    limits = httpx.Limits(max_connections=sizes.streams + 10, max_keepalive_connections=0)
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
     streams: Counter[str] = Counter()
@@ -244,16 +294,21 @@ async def steady(
             return "/v1/queues"
 
         async def poller(deadline: float) -> None:
+            conn = RawConnection(host, port, headers)
             await asyncio.sleep(rng.uniform(0, sizes.every))
-            while time.monotonic() < deadline:
-                t0 = time.perf_counter()
-                try:
-                    r = await c.get(path())
-                    statuses[str(r.status_code)] += 1
-                except Exception as exc:  # noqa: BLE001 - counted
-                    statuses[_kind(exc)] += 1
-                latencies.append(time.perf_counter() - t0)
-                await asyncio.sleep(max(0.0, sizes.every - (time.perf_counter() - t0)))
+            try:
+                while time.monotonic() < deadline:
+                    t0 = time.perf_counter()
+                    try:
+                        code, _ = await conn.get(path())
+                        statuses[str(code)] += 1
+                    except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
+                        statuses["timeout" if isinstance(exc, TimeoutError) else "connection"] += 1
+                        conn.close()
+                    latencies.append(time.perf_counter() - t0)
+                    await asyncio.sleep(max(0.0, sizes.every - (time.perf_counter() - t0)))
+            finally:
+                conn.close()
 
         stream_tasks = [
             asyncio.ensure_future(stream(queued[i % len(queued)])) for i in range(sizes.streams)

@@ -1,7 +1,8 @@
 """`GET /v1/experiments/{id}/events`: live progress as server-sent events.
 
-The worker is another process, so the stream polls the database (every `POLL_S` seconds,
-in a worker thread so the event loop never blocks) and sends what is new:
+The worker is another process, so the stream reads the database (in a worker thread so
+the event loop never blocks) when the process's one poller of open streams saw a change
+(`api.change_watch`, every `POLL_S` seconds), and sends what is new:
 
 - `status` — {"id", "status", "progress", "error", "summary", "cancel_requested"}: first,
   and whenever the status changes;
@@ -19,6 +20,7 @@ sent every `KEEPALIVE_S` seconds so proxies keep the connection open.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api import parsing
+from api.change_watch import ChangeWatch
 from api.deps import CurrentUser, ExperimentId, SessionDep
 from api.schemas import ErrorMessage
 from store import experiments
@@ -156,44 +159,75 @@ async def event_stream(
     is_disconnected: Callable[[], Awaitable[bool]] | None = None,
     poll_s: float = POLL_S,
     max_s: float | None = None,
+    watch: ChangeWatch | None = None,
 ) -> AsyncIterator[str]:
     """SSE text for one experiment until its job ends, the client goes away, or `max_s`
     seconds have passed (the client then reconnects with Last-Event-ID and misses nothing;
-    a stream is never held open forever by a job that waits for days)."""
+    a stream is never held open forever by a job that waits for days).
+
+    With `watch` the stream reads the database only when the shared poller saw a change
+    (`api.change_watch`); without, it polls every `poll_s` seconds itself."""
     opened = time.monotonic()
     epoch, task = parse_last_event_id(last_event_id)
     cursor = _Cursor(epoch=epoch, task=task)
-    yield f"retry: {RETRY_MS}\n\n"
-    last_sent = time.monotonic()
-    while True:
-        events, finished = await run_in_threadpool(poll_once, factory, experiment_id, cursor)
-        for kind, data in events:
-            yield format_event(kind, data, cursor.event_id)
-        if events:
-            last_sent = time.monotonic()
-        if finished:
-            return
-        if time.monotonic() - last_sent >= KEEPALIVE_S:
-            yield ": keepalive\n\n"
-            last_sent = time.monotonic()
-        if is_disconnected is not None and await is_disconnected():
-            return
-        if max_s is not None and time.monotonic() - opened >= max_s:
-            return
-        await asyncio.sleep(poll_s)
+    news = watch.watch(experiment_id) if watch is not None else None
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        last_sent = time.monotonic()
+        while True:
+            if news is not None:
+                news.clear()  # before reading: a change seen meanwhile sets it again
+            events, finished = await run_in_threadpool(poll_once, factory, experiment_id, cursor)
+            for kind, data in events:
+                yield format_event(kind, data, cursor.event_id)
+            if events:
+                last_sent = time.monotonic()
+            if finished:
+                return
+            if time.monotonic() - last_sent >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            if is_disconnected is not None and await is_disconnected():
+                return
+            now = time.monotonic()
+            if max_s is not None and now - opened >= max_s:
+                return
+            if news is None:
+                await asyncio.sleep(poll_s)
+                continue
+            wait = KEEPALIVE_S - (now - last_sent)
+            if max_s is not None:
+                wait = min(wait, max_s - (now - opened))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), timeout=max(0.0, wait))
+    finally:
+        if news is not None and watch is not None:
+            watch.unwatch(experiment_id, news)
+
+
+def _watch(request: Request, poll_s: float) -> ChangeWatch:
+    """The app's shared poller of open streams (created with the first stream)."""
+    state = request.app.state
+    watch = getattr(state, "change_watch", None)
+    if watch is None:
+        factory = getattr(state, "read_session_factory", state.session_factory)
+        watch = state.change_watch = ChangeWatch(factory, poll_s)
+    return watch
 
 
 def sse_response(request: Request, experiment_id: int, last_event_id: str | None) -> StreamingResponse:
     """The streaming response of an experiment's events (shared with the dashboard)."""
-    poll_s = getattr(request.app.state, "events_poll_s", POLL_S)
+    state = request.app.state
+    poll_s = getattr(state, "events_poll_s", POLL_S)
     return StreamingResponse(
         event_stream(
-            request.app.state.session_factory,
+            getattr(state, "read_session_factory", state.session_factory),
             experiment_id,
             last_event_id=last_event_id,
             is_disconnected=request.is_disconnected,
             poll_s=poll_s,
-            max_s=request.app.state.settings.events_max_s,
+            max_s=state.settings.events_max_s,
+            watch=_watch(request, poll_s),
         ),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
