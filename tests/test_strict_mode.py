@@ -9,9 +9,11 @@ in which no tests ran.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -87,6 +89,38 @@ def test_a_missing_database_is_named_in_the_failure(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert 'database "ewc_no_such_database" does not exist' in out, out
+
+
+def test_a_server_that_wants_a_password_is_named_in_the_failure(tmp_path):
+    """A real PostgreSQL cluster (initdb, scram-sha-256 auth) and a URL without password."""
+    from tests.faults.conftest import postgres_bin_dir
+
+    initdb = Path(ensure_apt("initdb", "postgresql",
+                             find=lambda: str(d / "initdb") if (d := postgres_bin_dir()) else None))
+    root = Path(tempfile.mkdtemp(prefix="ewc-pw-pg-"))  # the postgres user must reach it
+    as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    try:
+        (root / "pw").write_text("secret\n")
+        if as_user:
+            shutil.chown(root, "postgres")
+            shutil.chown(root / "pw", "postgres")
+        port = closed_port()
+        subprocess.run([*as_user, str(initdb), "-D", str(root / "data"), "-U", "postgres",
+                        "-A", "scram-sha-256", f"--pwfile={root / 'pw'}", "--no-sync"],
+                       check=True, capture_output=True, timeout=120)
+        subprocess.run([*as_user, str(initdb.parent / "pg_ctl"), "-D", str(root / "data"),
+                        "-l", str(root / "log"), "-w", "-o",
+                        f"-p {port} -c listen_addresses=127.0.0.1 -k {root}", "start"],
+                       check=True, capture_output=True, timeout=120)
+        url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        done = inner_pytest(tmp_path, PG_TEST, EWC_TEST_PG=url, CI="true")
+        out = done.stdout + done.stderr
+        assert done.returncode == 1, out
+        assert "asks user postgres for a password" in out, out
+    finally:
+        subprocess.run([*as_user, str(initdb.parent / "pg_ctl"), "-D", str(root / "data"),
+                        "-m", "immediate", "stop"], capture_output=True, timeout=60, check=False)
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.mark.parametrize(
