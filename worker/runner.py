@@ -52,6 +52,8 @@ __all__ = [
 ]
 
 log = logging.getLogger("ewc.worker")
+#: How long a shutting-down worker tries to hand its job back to a database that is away.
+RELEASE_RETRY_S = 5.0
 
 
 def checkpoint_dir(settings: Settings, experiment_id: int) -> Path:
@@ -218,8 +220,9 @@ def _stopped(
             retry_s=callback.db_retry_s,
         )
     if reason is StopReason.shutdown:
-        with unit_of_work(sessions) as session:
-            released = jobs.release_job(session, experiment_id, worker)
+        released = _release(experiment_id, worker, sessions)
+        if released is None:
+            return Outcome(None, "worker shutting down; job not handed back (database away)")
         log.info(
             "event=job_released experiment_id=%s worker=%s released=%s at=%r",
             experiment_id,
@@ -232,6 +235,28 @@ def _stopped(
         "event=job_abandoned experiment_id=%s worker=%s (claim lost)", experiment_id, worker
     )
     return Outcome(None, "claim lost")
+
+
+def _release(experiment_id: int, worker: str, sessions: sessionmaker[Session]) -> bool | None:
+    """Hand the job back on shutdown; None when the database stays away RELEASE_RETRY_S
+    (a host shutting down stops it too): the worker exits anyway, the job stays `running`
+    and is taken over once its heartbeat has expired."""
+    give_up = time.monotonic() + RELEASE_RETRY_S
+    while True:
+        try:
+            with unit_of_work(sessions) as session:
+                return jobs.release_job(session, experiment_id, worker)
+        except DATABASE_AWAY as exc:
+            if time.monotonic() + 0.5 > give_up:
+                log.warning(
+                    "event=job_release_failed experiment_id=%s worker=%s error=%r "
+                    "(the job is taken over once its heartbeat expires)",
+                    experiment_id,
+                    worker,
+                    one_line(exc)[:200],
+                )
+                return None
+            time.sleep(0.5)
 
 
 def _finish(
