@@ -1,12 +1,19 @@
 """Reject request bodies larger than the settings' `max_body_bytes` with 413.
 
-A declared `Content-Length` above the limit is refused before anything is read; a body
-without one (chunked) is counted as it streams and refused as soon as it passes the limit.
+A declared `Content-Length` above the limit is refused before the app sees anything: the
+body is first read and thrown away (up to `DRAIN_MAX_BYTES` and `DRAIN_MAX_S`), as mature
+servers do, since closing the connection while the client still sends makes its kernel
+see a reset instead of the 413 (Python's urllib sends the whole body before it reads). A
+client that sent `Expect: 100-continue` has not sent its body, so it is answered at once.
+A body without a length (chunked) is counted as it streams and refused as soon as it
+passes the limit.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +31,36 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, max_bytes: int):
         super().__init__(status_code=413, detail=too_large_message(max_bytes))
+
+
+#: Most of a refused body read and thrown away before the 413 is sent, and the longest
+#: that takes; beyond either the connection is closed (the client may then see a reset).
+DRAIN_MAX_BYTES = 16 * 1024 * 1024
+DRAIN_MAX_S = 30.0
+
+
+async def drain(receive: Receive, received: int = 0, more_body: bool = True) -> None:
+    """Read and discard the request body until it ends, or the bounds are reached."""
+    deadline = time.monotonic() + DRAIN_MAX_S
+    while more_body and received <= DRAIN_MAX_BYTES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        try:
+            message = await asyncio.wait_for(receive(), left)
+        except TimeoutError:
+            return
+        if message["type"] != "http.request":
+            return  # the client went away
+        received += len(message.get("body", b""))
+        more_body = message.get("more_body", False)
+
+
+def _expects_continue(scope: Scope) -> bool:
+    return any(
+        name == b"expect" and value.lower() == b"100-continue"
+        for name, value in scope.get("headers", ())
+    )
 
 
 class BodySizeLimit:
@@ -59,6 +96,8 @@ class BodySizeLimit:
                 except ValueError:
                     declared = 0
                 if declared > self.max_bytes:
+                    if not _expects_continue(scope):
+                        await drain(receive)
                     await self._reject(send)
                     return
         received = 0
@@ -70,6 +109,8 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    # FastAPI answers the 413 and keeps the connection, whose server
+                    # (uvicorn) then reads and discards the rest itself.
                     raise BodyTooLarge(self.max_bytes)
             return message
 

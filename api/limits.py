@@ -56,17 +56,18 @@ def limit_problems(spec: ExperimentSpec, settings: Settings) -> list[tuple[str, 
     if synthetic is not None and not problems:
         values = (synthetic.train_size + synthetic.test_size) * per_input
         if values > settings.max_synthetic_values:
-            problems.append((
-                "synthetic",
+            message = (
                 f"(train_size + test_size) × height × width × channels = {values} values is "
                 f"above this server's limit of {settings.max_synthetic_values} "
-                "(EWC_MAX_SYNTHETIC_VALUES)",
-            ))  # fmt: skip
-    if spec.batch_size * per_input > settings.max_batch_values and not problems:
-        problems.append((
-            "batch_size",
-            f"{spec.batch_size} inputs of {height}×{width}×{channels} = "
-            f"{spec.batch_size * per_input} values per step is above this server's limit of "
-            f"{settings.max_batch_values} (EWC_MAX_BATCH_VALUES); use a smaller batch_size",
-        ))  # fmt: skip
+                "(EWC_MAX_SYNTHETIC_VALUES)"
+            )
+            problems.append(("synthetic", message))
+    step = spec.batch_size * per_input
+    if step > settings.max_batch_values and not problems:
+        message = (
+            f"{spec.batch_size} inputs of {height}×{width}×{channels} = {step} values per "
+            f"step is above this server's limit of {settings.max_batch_values} "
+            "(EWC_MAX_BATCH_VALUES); use a smaller batch_size"
+        )
+        problems.append(("batch_size", message))
     return problems

@@ -5,8 +5,9 @@
   reports the same truth for the whole fleet of workers, on however many hosts, and
   nothing drifts between scrapes).
 - `RequestMetrics`: an ASGI middleware counting requests and timing them by route
-  template (not raw path, so ids do not explode the label set), and writing one log line
-  per request.
+  template (not raw path, so ids do not explode the label set; unmatched paths share one
+  "unmatched" label) and by method (known methods only, any other is "other"), and writing
+  one log line per request.
 """
 
 from __future__ import annotations
@@ -125,6 +126,18 @@ def make_registry(
     return registry, HttpMetrics(registry)
 
 
+#: The methods counted under their own name; any other (anyone may invent one, no token
+#: needed) is counted as "other", so requests cannot grow the label set.
+KNOWN_METHODS = frozenset(
+    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
+)
+
+
+def metric_method(method: str) -> str:
+    """The `method` label of a request: a known HTTP method, else "other"."""
+    return method if method in KNOWN_METHODS else "other"
+
+
 class RequestMetrics:
     """ASGI middleware: count, time and log every HTTP request."""
 
@@ -149,7 +162,7 @@ class RequestMetrics:
         finally:
             elapsed = time.perf_counter() - start
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            method = scope["method"]
+            method = metric_method(scope["method"])
             metrics: HttpMetrics | None = getattr(scope["app"].state, "http_metrics", None)
             if metrics is not None:
                 metrics.requests.labels(method, route, str(status_code)).inc()

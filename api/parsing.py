@@ -71,7 +71,7 @@ def text_problem(value: str) -> str | None:
         return "must not contain NUL bytes (\\u0000)"
     match = _SURROGATE.search(value)
     if match:
-        return f"must be valid Unicode (a lone surrogate {ascii(match.group())} is not)"
+        return f"must be valid Unicode (a lone surrogate {match.group()!a} is not)"
     return None
 
 

@@ -74,15 +74,17 @@ def migrate() -> None:
     """Upgrade the settings' database to the newest schema (safe to run again)."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from ewc.local_service import make_private_sqlite, mask_password
     from store.migrate import current_revision, upgrade
 
     url = _database_url()
     try:
+        make_private_sqlite(url)  # a new SQLite file is this user's only (0600)
         upgrade(url)
         revision = current_revision(url)
-    except SQLAlchemyError as exc:
+    except (SQLAlchemyError, OSError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise _fail(f"could not migrate {_shown(url)}: {reason}") from None
+        raise _fail(f"could not migrate {_shown(url)}: {mask_password(reason, url)}") from None
     typer.echo(f"database {_shown(url)} is at revision {revision} (head)")
 
 
@@ -158,26 +160,31 @@ def tokens_create(name: Annotated[str, typer.Argument(help="User name.")]) -> No
 def tokens_list(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
 ) -> None:
-    """List tokens: id, user, prefix, created, last used, revoked (never the token itself)."""
+    """List tokens: id, user, first 6 characters, created, last used, revoked, and whether
+    it is the admin token managed from EWC_ADMIN_TOKEN (never the token itself)."""
     from store import users
 
     def rows(session: Session) -> list[tuple]:
         owner = users.get_user(session, user) if user else None
         return [
-            (t.id, t.user.name, t.prefix, t.created_at, t.last_used_at, t.revoked_at)
+            (
+                t.id, t.user.name, users.shown_prefix(t), t.created_at, t.last_used_at,
+                t.revoked_at, "EWC_ADMIN_TOKEN" if users.is_managed(t) else "-",
+            )
             for t in users.list_tokens(session, owner)
-        ]
+        ]  # fmt: skip
 
     def when(value) -> str:
         return f"{value:%Y-%m-%d %H:%M}" if value else "-"
 
     typer.echo(
-        f"{'ID':>4}  {'USER':<16} {'PREFIX':<13} {'CREATED':<16}  {'LAST USED':<16}  REVOKED"
+        f"{'ID':>4}  {'USER':<16} {'PREFIX':<8} {'CREATED':<16}  {'LAST USED':<16}  "
+        f"{'REVOKED':<16}  FROM"
     )
-    for token_id, name, prefix, created, used, revoked in _run(rows):
+    for token_id, name, prefix, created, used, revoked, source in _run(rows):
         typer.echo(
-            f"{token_id:>4}  {name:<16} {prefix + '…':<13} {when(created):<16}  "
-            f"{when(used):<16}  {when(revoked)}"
+            f"{token_id:>4}  {name:<16} {prefix:<8} {when(created):<16}  "
+            f"{when(used):<16}  {when(revoked):<16}  {source}"
         )
 
 

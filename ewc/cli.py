@@ -24,5 +24,15 @@ artifacts_cli.register(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point; a bad `EWC_*` setting is one `error:` line, exit 2."""
+    from pydantic import ValidationError
+
+    from ewc.settings import settings_problems
+
+    try:
+        app()
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        typer.secho(f"error: {settings_problems(exc)}", fg=typer.colors.RED, err=True)
+        raise SystemExit(2) from None

@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -47,6 +48,61 @@ def api_command(settings: Settings) -> list[str]:
         settings.log_level.lower(),
         "--no-access-log",
     ]
+
+
+#: Where the banner says the admin token came from when EWC_ADMIN_TOKEN set it (the token
+#: itself is then not printed: whoever set it has it).
+ADMIN_TOKEN_FROM_ENV = "from EWC_ADMIN_TOKEN; not shown"
+
+
+def masked_url(url: str) -> str:
+    """A database or broker URL fit to print: its password replaced by ***."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):
+        return mask_password(url, url)
+
+
+def mask_password(text: str, url: str) -> str:
+    """`text` with the password of `url` (as written, and percent-decoded) replaced."""
+    from urllib.parse import unquote, urlsplit
+
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    for secret in {password, unquote(password)} if password else ():
+        text = text.replace(secret, "***")
+    return text
+
+
+def make_private_dir(path: Path) -> None:
+    """Create `path` (and parents) readable by this user only (0700)."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+def make_private_sqlite(url: str) -> None:
+    """For a SQLite URL: create the database file readable by this user only (0600), so
+    SQLite, which gives its journal and WAL files the database's mode, keeps them private."""
+    if not url.startswith("sqlite"):
+        return
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        database = make_url(url).database
+    except ArgumentError:
+        return  # not a URL: migrating it says so
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    os.chmod(path, 0o600)
 
 
 class StartupError(RuntimeError):
@@ -84,6 +140,8 @@ class LocalService:
 
     def _check_port(self) -> None:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            # As uvicorn binds: connections of a stopped server in TIME-WAIT do not block it.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind((self.settings.host, self.settings.port))
             except OSError as exc:
@@ -98,7 +156,10 @@ class LocalService:
         try:
             upgrade(url)
         except Exception as exc:
-            raise StartupError(f"could not migrate the database at {url}: {exc}") from exc
+            raise StartupError(
+                f"could not migrate the database at {masked_url(url)}: "
+                f"{mask_password(str(exc), url)}"
+            ) from None
 
     def _admin_token(self, url: str) -> tuple[str, str]:
         """(token, where it came from); makes it a token of the `admin` user."""
@@ -106,16 +167,17 @@ class LocalService:
         from store.users import ensure_admin, new_token_text
 
         if self.settings.admin_token:
-            token, origin = self.settings.admin_token, "from EWC_ADMIN_TOKEN"
+            token, origin = self.settings.admin_token, ADMIN_TOKEN_FROM_ENV
         else:
             path = self.settings.data_dir / "admin-token"
             if path.is_file() and path.read_text().strip():
                 token = path.read_text().strip()
             else:
                 token = new_token_text()
-                path.parent.mkdir(parents=True, exist_ok=True)
+                make_private_dir(path.parent)
                 path.touch(mode=0o600)
                 path.write_text(token + "\n")
+            os.chmod(path, 0o600)  # also one made by an older version (0644)
             origin = f"kept in {path}"
         engine = make_engine(url)
         try:
@@ -172,14 +234,27 @@ class LocalService:
                 f"the API did not answer {self.url}/healthz within {API_START_TIMEOUT_S:.0f} s"
             )
 
-    def start(self) -> str:
-        """Start everything; returns the admin token. Raises StartupError."""
+    def prepare(self) -> tuple[str, str, str]:
+        """Everything before the processes start: the port is free, the data folder (0700),
+        the SQLite file (0600) and the admin token exist, the schema is current. Returns
+        (database URL, admin token, where the token came from). Raises StartupError."""
         s = self.settings
         s.data_dir = s.data_dir.resolve()
         self._check_port()
         db_url = s.resolved_database_url()
+        try:
+            make_private_dir(s.data_dir)
+            make_private_sqlite(db_url)
+        except OSError as exc:
+            raise StartupError(f"cannot create the data folder {s.data_dir}: {exc}") from exc
         self._migrate(db_url)
         token, origin = self._admin_token(db_url)
+        return db_url, token, origin
+
+    def start(self) -> str:
+        """Start everything; returns the admin token. Raises StartupError."""
+        s = self.settings
+        db_url, token, origin = self.prepare()
         broker_url = s.broker_url or self._start_redis()
         env = {
             **os.environ,
@@ -209,12 +284,14 @@ class LocalService:
             '"epochs": 15, "ewc": {"lambda": 100}}'
         )
         _say(f"EWC Server is up: {self.url}  (dashboard: {self.url}/ui, API docs: {self.url}/docs)")
-        _say(f"Admin token: {token}  ({origin})")
-        _say(f"Database: {db_url}")
-        _say(f"Broker: {broker_url}   Worker queue: {self.settings.worker_queue}")
+        from_env = origin == ADMIN_TOKEN_FROM_ENV
+        _say(f"Admin token: {'set' if from_env else token}  ({origin})")
+        _say(f"Database: {masked_url(db_url)}")
+        _say(f"Broker: {masked_url(broker_url)}   Worker queue: {self.settings.worker_queue}")
         _say(f"Processes: {pids}")
         _say("Try it:")
-        _say(f"  export EWC_URL={self.url} EWC_TOKEN={token}")
+        shown = "$EWC_ADMIN_TOKEN" if from_env else token
+        _say(f"  export EWC_URL={self.url} EWC_TOKEN={shown}")
         _say(f"  curl -s -X POST $EWC_URL/v1/experiments {auth} \\")
         _say(f"       -H 'Content-Type: application/json' -d '{spec}'")
         _say(f"  curl -s $EWC_URL/v1/experiments/1 {auth}")

@@ -8,14 +8,19 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+#: Shortest admin token accepted (EWC_ADMIN_TOKEN): a guessable one is refused at start-up.
+MIN_ADMIN_TOKEN_CHARS = 24
 
 
 class Settings(BaseSettings):
     """Configuration of every EWC Server process (`EWC_<NAME>` environment variables)."""
 
-    model_config = SettingsConfigDict(env_prefix="EWC_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="EWC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # Where things live ------------------------------------------------------------------
     data_dir: Path = Field(
@@ -51,8 +56,9 @@ class Settings(BaseSettings):
     )
     admin_token: str | None = Field(
         default=None,
-        description="Token of the `admin` user, created at start-up if set. `ewc up` "
-        "generates and prints one when unset.",
+        description="Token of the `admin` user, created at start-up if set (at least "
+        f"{MIN_ADMIN_TOKEN_CHARS} characters; a changed one replaces the previous one). "
+        "`ewc up` generates and prints one when unset.",
     )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body (413).")
     api_threads: int = Field(
@@ -138,6 +144,19 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO")
 
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, token: str | None) -> str | None:
+        token = (token or "").strip() or None  # `EWC_ADMIN_TOKEN=` (empty) means unset
+        if token is not None and len(token) < MIN_ADMIN_TOKEN_CHARS:
+            raise ValueError(
+                f"EWC_ADMIN_TOKEN is {len(token)} characters long; an admin token must have "
+                f"at least {MIN_ADMIN_TOKEN_CHARS} (make one with: python3 -c 'import "
+                "secrets; print(\"ewc_\" + secrets.token_urlsafe(32))'), or leave it unset "
+                "and `ewc up` generates one"
+            )
+        return token
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite under `data_dir`."""
         if self.database_url:
@@ -157,3 +176,17 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings, read once from the environment."""
     return Settings()
+
+
+def settings_problems(exc: Exception) -> str:
+    """One line per bad setting of a `Settings` ValidationError: what to change."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return str(exc)
+    lines = []
+    for e in errors():
+        name = "_".join(map(str, e.get("loc", ()))).upper()
+        name = name if name.startswith("EWC_") else f"EWC_{name}"
+        msg = str(e.get("msg", ""))
+        lines.append(msg.removeprefix("Value error, ") if e.get("type") == "value_error" else f"{name}: {msg}")
+    return "; ".join(lines)

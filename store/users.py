@@ -1,8 +1,14 @@
 """Users and their bearer tokens.
 
 A token is shown in plain text once, when it is created; the database keeps only its
-SHA-256 hex digest and its first characters (to recognise it in a list). Functions take a
-Session, flush, and never commit: the caller's unit of work does.
+SHA-256 hex digest and its first 6 characters (to recognise it in a list; too few to help
+anyone guess it). Functions take a Session, flush, and never commit: the caller's unit of
+work does.
+
+The admin token from the settings (`EWC_ADMIN_TOKEN`, or the one `ewc up` keeps in
+`<data_dir>/admin-token`) is *managed*: its stored prefix carries `MANAGED_MARK`, and when
+the setting changes, `ensure_admin` revokes the previous managed token, so exactly one is
+valid. Tokens made with `ewc users create` / `ewc tokens create` are never touched.
 """
 
 from __future__ import annotations
@@ -22,7 +28,10 @@ from store.models import ApiToken, User, utcnow
 TOKEN_PREFIX = "ewc_"
 #: `last_used_at` is written at most this often per token (one UPDATE per minute, not per call).
 LAST_USED_RESOLUTION = timedelta(minutes=1)
-PREFIX_CHARS = 12
+#: Characters of a token kept (and shown) to recognise it.
+PREFIX_CHARS = 6
+#: Marks the stored prefix of the token managed from the settings (see `ensure_admin`).
+MANAGED_MARK = "env:"
 
 
 def hash_token(token: str) -> str:
@@ -48,6 +57,10 @@ def create_user(session: Session, name: str, *, is_admin: bool = False) -> User:
     name = name.strip()
     if not name:
         raise ValueError("a user name cannot be empty")
+    if any(ord(c) < 32 or ord(c) == 127 or 0xD800 <= ord(c) <= 0xDFFF for c in name):
+        raise ValueError("a user name cannot contain NUL, control characters or lone surrogates")
+    if len(name) > 64:
+        raise ValueError(f"a user name has at most 64 characters, not {len(name)}")
     if session.scalar(select(User.id).where(User.name == name)) is not None:
         raise UserExists(name)
     user = User(name=name, is_admin=is_admin, created_at=utcnow())
@@ -65,11 +78,11 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.id)))
 
 
-def _add_token(session: Session, user: User, token: str) -> ApiToken:
+def _add_token(session: Session, user: User, token: str, *, managed: bool = False) -> ApiToken:
     row = ApiToken(
         user_id=user.id,
         token_hash=hash_token(token),
-        prefix=token[:PREFIX_CHARS],
+        prefix=(MANAGED_MARK if managed else "") + token[:PREFIX_CHARS],
         created_at=utcnow(),
     )
     session.add(row)
@@ -107,6 +120,17 @@ def authenticate(session: Session, token: str) -> User | None:
     return row.user
 
 
+def is_managed(row: ApiToken) -> bool:
+    """Whether `row` is the admin token managed from the settings (EWC_ADMIN_TOKEN)."""
+    return row.prefix.startswith(MANAGED_MARK)
+
+
+def shown_prefix(row: ApiToken) -> str:
+    """The first characters of a token as a list shows them (at most `PREFIX_CHARS`;
+    rows from older versions kept 12), followed by "…"."""
+    return row.prefix.removeprefix(MANAGED_MARK)[:PREFIX_CHARS] + "…"
+
+
 def list_tokens(session: Session, user: User | None = None) -> list[ApiToken]:
     """Tokens (revoked ones too), oldest first; only `user`'s when given. Users are loaded."""
     query = select(ApiToken).options(joinedload(ApiToken.user)).order_by(ApiToken.id)
@@ -130,11 +154,13 @@ def revoke_token(session: Session, token_id: int) -> ApiToken:
 
 
 def ensure_admin(session: Session, name: str, token: str) -> User:
-    """Make sure an admin user `name` exists and that `token` is one of its tokens.
+    """Make sure an admin user `name` exists and that `token` is its managed token.
 
     Used at start-up with the settings' admin token; safe to run from several processes.
-    A token that was revoked stays revoked (revoking is deliberate; set a new token).
-    Raises ValueError if the token already belongs to another user.
+    The token replaces the previously managed one (revoked now), so changing the
+    setting leaves only the new token valid. A token that was revoked stays revoked
+    (revoking is deliberate; set a new token). Raises ValueError if the token already
+    belongs to another user.
     """
     user = session.scalar(select(User).where(User.name == name))
     if user is None:
@@ -144,11 +170,12 @@ def ensure_admin(session: Session, name: str, token: str) -> User:
             user = get_user(session, name)
     if not user.is_admin:
         user.is_admin = True
-    existing = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
+    digest = hash_token(token)
+    existing = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest))
     if existing is None:
         try:
             with session.begin_nested():
-                _add_token(session, user, token)
+                _add_token(session, user, token, managed=True)
         except IntegrityError:  # another process added it at the same moment
             pass
     elif existing.user_id != user.id:
@@ -156,5 +183,17 @@ def ensure_admin(session: Session, name: str, token: str) -> User:
             f"the admin token is already the token of another user (id {existing.user_id}); "
             "set a different EWC_ADMIN_TOKEN"
         )
+    elif not is_managed(existing):  # made by an older version, or by `ewc tokens create`
+        existing.prefix = MANAGED_MARK + token[:PREFIX_CHARS]
+    now = utcnow()
+    for row in session.scalars(
+        select(ApiToken).where(
+            ApiToken.user_id == user.id,
+            ApiToken.token_hash != digest,
+            ApiToken.prefix.startswith(MANAGED_MARK, autoescape=True),
+            ApiToken.revoked_at.is_(None),
+        )
+    ):
+        row.revoked_at = now  # the previous EWC_ADMIN_TOKEN: replaced, not added to
     session.flush()
     return user

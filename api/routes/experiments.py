@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 
 from api import submission
+from api.deps import CeleryDep, CurrentUser, ExperimentId, SessionDep, SettingsDep
 from api.errors import SpecProblems
 from api.parsing import text_problem
-from api.deps import CeleryDep, CurrentUser, ExperimentId, SessionDep, SettingsDep
 from api.schemas import ErrorMessage, ExperimentOut, ExperimentPage, Metrics, ProblemList
 from continual_core.spec import ExperimentSpec
 from store import experiments

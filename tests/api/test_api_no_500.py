@@ -104,6 +104,7 @@ def test_a_lone_surrogate_is_refused_and_the_answer_can_be_sent(client, admin) -
         '{"grid": {"seed": ["\\udfff"]}}',
         '{"base": {"name": "\\ud800"}, "grid": {"seed": [1]}}',
         '{"name": "\\ud800", "grid": {"seed": [1]}}',
+        '{"\\ud800": 1, "grid": {"seed": [1]}}',  # echoed as the unknown field's name
     ):
         r = client.post("/v1/sweeps", content=body, headers=headers)
         assert r.status_code == 422, (body, r.status_code, r.text)

@@ -21,7 +21,7 @@ def test_token_is_stored_as_hash_and_authenticates(session_factory) -> None:
     with unit_of_work(session_factory) as s:
         stored = s.scalar(select(ApiToken))
         assert stored.token_hash == users.hash_token(token) != token
-        assert stored.prefix == token[:12]
+        assert stored.prefix == token[:6]  # too few characters to help guess it
         assert users.authenticate(s, token).name == "ann"
         assert users.authenticate(s, token + "x") is None
         assert users.authenticate(s, "") is None
