@@ -94,6 +94,23 @@ class Settings(BaseSettings):
     max_splits: int = Field(default=100, description="Largest `splits` a job may ask.")
     max_batch_size: int = Field(default=8192, description="Largest `batch_size`.")
     max_samples: int = Field(default=10_000, description="Largest Fisher `samples`.")
+    max_synthetic_side: int = Field(
+        default=256, description="Largest `synthetic.height` and `synthetic.width` (pixels)."
+    )
+    max_synthetic_channels: int = Field(default=4, description="Largest `synthetic.channels`.")
+    max_synthetic_examples: int = Field(
+        default=100_000, description="Largest `synthetic.train_size` and `synthetic.test_size`."
+    )
+    max_synthetic_values: int = Field(
+        default=100_000_000,
+        description="Largest (train_size + test_size) × height × width × channels of a "
+        "synthetic dataset (100 M float32 values ≈ 400 MB).",
+    )
+    max_batch_values: int = Field(
+        default=50_000_000,
+        description="Largest batch_size × values per input (height × width × channels): "
+        "what one training step holds (CIFAR at batch 8192 is 25 M).",
+    )
     max_active_jobs_per_user: int = Field(
         default=200, description="Cap on a user's queued + running jobs (429 beyond)."
     )
@@ -122,23 +139,6 @@ class Settings(BaseSettings):
         default=30, description="Checkpoints older than this are deleted (final models kept)."
     )
     tensorboard: bool = Field(
-    max_synthetic_side: int = Field(
-        default=256, description="Largest `synthetic.height` and `synthetic.width` (pixels)."
-    )
-    max_synthetic_channels: int = Field(default=4, description="Largest `synthetic.channels`.")
-    max_synthetic_examples: int = Field(
-        default=100_000, description="Largest `synthetic.train_size` and `synthetic.test_size`."
-    )
-    max_synthetic_values: int = Field(
-        default=100_000_000,
-        description="Largest (train_size + test_size) × height × width × channels of a "
-        "synthetic dataset (100 M float32 values ≈ 400 MB).",
-    )
-    max_batch_values: int = Field(
-        default=50_000_000,
-        description="Largest batch_size × values per input (height × width × channels): "
-        "what one training step holds (CIFAR at batch 8192 is 25 M).",
-    )
         default=True,
         description="Write TensorBoard event files next to each job's artifacts.",
     )
