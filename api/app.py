@@ -22,10 +22,10 @@ from api.concurrency import ConcurrencyLimit
 from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
 from api.routes import artifacts, dashboard, events, experiments, health, queues, reports, sweeps
+from api.throttle import AuthThrottle
 from ewc.broker import make_celery
 from ewc.settings import Settings, get_settings
 from store import users
-from api.throttle import AuthThrottle
 from store.db import make_engine, make_session_factory, read_engine, unit_of_work
 
 log = logging.getLogger("ewc.api")
@@ -89,13 +89,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_throttle = AuthThrottle()
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics)
+    # Outermost: a request refused (busy) or dropped (its client left) costs nothing
+    # more; both are counted in `ewc_http_refused_total`.
     app.add_middleware(
         ConcurrencyLimit,
         limit=settings.api_threads,
         max_queue=settings.api_queue,
         queue_timeout_s=settings.api_queue_timeout_s,
     )
-    app.add_middleware(RequestMetrics)
     # Reports first: `/v1/experiments/compare` must not be read as an experiment id.
     for router in (reports.router, events.router, artifacts.router, sweeps.router,
                    dashboard.router, dashboard.root_router):

@@ -26,7 +26,9 @@ import logging
 import math
 import time
 from collections import deque
+from typing import Any
 
+from prometheus_client import Counter
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("ewc.api")
@@ -66,9 +68,26 @@ class ConcurrencyLimit:
         self.retry_after_s = max(1, math.ceil(retry_after_s))
         self.active = 0
         self._waiters: deque[asyncio.Future[None]] = deque()
-        #: Counters for logs and tests: rejected (503) and dropped (client left) requests.
-        self.rejected = 0
-        self.dropped = 0
+        #: Requests refused: "busy" (503) and "client_left" (dropped while waiting).
+        self.refused: dict[str, int] = {"busy": 0, "client_left": 0}
+        self._metric: tuple[Any, Counter] | None = None
+
+    def _count(self, scope: Scope, reason: str) -> None:
+        """Count a refusal here and in the app's Prometheus registry (`/metrics`:
+        `ewc_http_refused_total{reason}`); the registry is built by the app's lifespan."""
+        self.refused[reason] += 1
+        registry = getattr(getattr(scope.get("app"), "state", None), "registry", None)
+        if registry is None:
+            return
+        if self._metric is None or self._metric[0] is not registry:
+            counter = Counter(
+                "ewc_http_refused",
+                "Requests refused before any work: busy (503) or client_left (dropped)",
+                ["reason"],
+                registry=registry,
+            )
+            self._metric = (registry, counter)
+        self._metric[1].labels(reason).inc()
 
     # Slots ---------------------------------------------------------------------------
 
@@ -127,7 +146,6 @@ class ConcurrencyLimit:
     # ASGI ----------------------------------------------------------------------------
 
     async def _reject(self, send: Send) -> None:
-        self.rejected += 1
         body = json.dumps({"detail": busy_message(self.retry_after_s)}).encode()
         await send(
             {
@@ -150,13 +168,14 @@ class ConcurrencyLimit:
         admitted, buffered = await self._acquire(receive)
         if not admitted:
             if buffered and buffered[-1]["type"] == "http.disconnect":
-                self.dropped += 1
+                self._count(scope, "client_left")
                 log.info("event=request_dropped path=%s reason=client_left", scope.get("path"))
                 return
             log.warning(
                 "event=request_rejected path=%s active=%s waiting=%s waited_s=%.2f",
                 scope.get("path"), self.active, len(self._waiters), time.monotonic() - started,
             )  # fmt: skip
+            self._count(scope, "busy")
             await self._reject(send)
             return
         held = True

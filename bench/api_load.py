@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from service_speed import (  # noqa: E402
+from service_speed import (
     ROOT,
     Backend,
     Proc,
@@ -201,7 +201,8 @@ async def leave(url: str, headers: dict[str, str], n: int) -> Counter[str]:
     """`n` simultaneous GETs whose clients hang up after 50 ms."""
     limits = httpx.Limits(max_connections=n + 10, max_keepalive_connections=0)
     outcome: Counter[str] = Counter()
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=0.05, limits=limits) as c:
+    timeout = httpx.Timeout(30, read=0.05)  # connect, send, then hang up after 50 ms
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=timeout, limits=limits) as c:
 
         async def one() -> None:
             try:

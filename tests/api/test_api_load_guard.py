@@ -182,7 +182,8 @@ def test_work_of_clients_that_left_is_dropped(start_api) -> None:
 
     async def leave() -> None:
         limits = httpx.Limits(max_connections=400, max_keepalive_connections=0)
-        async with httpx.AsyncClient(base_url=api.url, timeout=0.05, limits=limits) as c:
+        timeout = httpx.Timeout(30, read=0.05)  # connect, send, then hang up after 50 ms
+        async with httpx.AsyncClient(base_url=api.url, timeout=timeout, limits=limits) as c:
 
             async def one() -> None:
                 try:
@@ -193,8 +194,18 @@ def test_work_of_clients_that_left_is_dropped(start_api) -> None:
             await asyncio.gather(*(one() for _ in range(300)))
 
     asyncio.run(leave())
-    # With one thread, 300 listings left running would take far longer than this.
     assert _single_get_s(api) < AFTER_BOUND_S
+    # Most of them waited for the one thread and were dropped when their client left.
+    assert _refused(api, "client_left") >= 50
+
+
+def _refused(api: Api, reason: str) -> float:
+    """`ewc_http_refused_total{reason=...}` from the API's /metrics."""
+    text = httpx.get(f"{api.url}/metrics", timeout=60).text
+    for line in text.splitlines():
+        if line.startswith(f'ewc_http_refused_total{{reason="{reason}"}}'):
+            return float(line.split()[-1])
+    return 0.0
 
 
 def test_overload_is_a_fast_busy_503_with_retry_after(start_api) -> None:
@@ -208,6 +219,7 @@ def test_overload_is_a_fast_busy_503_with_retry_after(start_api) -> None:
         assert "busy" in r.json()["detail"] and "migrate" not in r.json()["detail"]
     assert last_s < BURST_BOUND_S
     assert _single_get_s(api) < AFTER_BOUND_S
+    assert _refused(api, "busy") == outcomes["503"]
 
 
 def test_the_migrate_hint_is_given_only_when_the_schema_is_missing(
