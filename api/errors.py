@@ -10,8 +10,8 @@
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -38,8 +38,6 @@ class SpecProblems(Exception):
         self.problems = problems
 
 
-def problems_response(problems: list[tuple[str, str]]) -> JSONResponse:
-    """422 with one {"field", "message"} per problem."""
 class EncodableJSONResponse(JSONResponse):
     """A JSON body that can always be sent: a lone surrogate echoed from the request (JSON
     allows "\\ud800" in a string, UTF-8 cannot encode it) goes out as its JSON escape."""
@@ -49,6 +47,8 @@ class EncodableJSONResponse(JSONResponse):
         return text.encode("utf-8", "backslashreplace")
 
 
+def problems_response(problems: list[tuple[str, str]]) -> JSONResponse:
+    """422 with one {"field", "message"} per problem."""
     return EncodableJSONResponse(
         status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
         content={"detail": [{"field": f, "message": m} for f, m in problems]},
@@ -215,9 +215,9 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register every handler above on `app` (and document the 422 shape in OpenAPI)."""
     _document_problem_shape(app)
     app.add_exception_handler(RequestValidationError, _validation_handler)
+    app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(SpecProblems, _spec_handler)
     app.add_exception_handler(StoreError, _store_handler)
     app.add_exception_handler(DBAPIError, _database_handler)
     app.add_exception_handler(PoolTimeoutError, _database_handler)
     app.add_exception_handler(Exception, _unexpected_handler)
-    app.add_exception_handler(StarletteHTTPException, _http_handler)
