@@ -7,12 +7,12 @@ Field names follow the original flags with dashes as underscores (`ewc_lambda` f
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
+from api import parsing
 from continual_core.spec import (
     DATASET_UPDATES,
     DATASETS,
@@ -162,33 +162,16 @@ def form_values(form: Mapping[str, Any] | None = None) -> dict[str, Any]:
     return values
 
 
-def _depth(value: Any) -> int:
-    """How deeply lists and objects nest in `value` (without recursion)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict | list):
-            deepest = max(deepest, depth)
-            stack.extend(
-                (child, depth + 1) for child in (node.values() if isinstance(node, dict) else node)
-            )
-    return deepest
-
-
 def parse_base_spec(text: str) -> tuple[dict[str, Any], dict[str, str]]:
     """The sweep form's base spec: (spec, {}) or ({}, {"base": message})."""
     if not text.strip():
         return {}, {"base": "required: the base spec as a JSON object ({} for the defaults)"}
-    try:
-        spec = json.loads(text)
-    except RecursionError:
-        return {}, {"base": f"not a JSON object: nested deeper than {MAX_BASE_DEPTH} levels"}
-    except ValueError as exc:
-        return {}, {"base": f"not a JSON object: {exc}"}
+    try:  # the one bounded loader: depth, length and storable text, never a RecursionError
+        spec = parsing.loads_bounded(text, max_depth=MAX_BASE_DEPTH)
+    except parsing.ParseError as exc:
+        return {}, {"base": f"not a JSON object: it {exc}"}
     if not isinstance(spec, dict):
         return {}, {"base": "not a JSON object: the base spec must be {...}"}
-    if _depth(spec) > MAX_BASE_DEPTH:
-        return {}, {"base": f"not a JSON object: nested deeper than {MAX_BASE_DEPTH} levels"}
     return spec, {}
 
 

@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from api import plots, reports
+from api import parsing, plots, reports
 from api.deps import ExperimentId, SessionDep, SettingsDep, SweepId
 from api.routes import sweeps as sweep_routes
 from api.routes.dashboard.common import PageUser, experiment_or_404, make_router, render
@@ -60,7 +60,10 @@ def experiment_list(
 @router.get("/progress")
 def progress(user: PageUser, session: SessionDep, ids: str = "") -> JSONResponse:
     """{id: {"status", "progress", "summary"}} for the list page's live updates."""
-    wanted = [int(i) for i in ids.split(",") if i.strip().isascii() and i.strip().isdigit()][:200]
+    try:  # the one strict id parser: ASCII digits, ids a row can have
+        wanted = parsing.parse_id_list(ids, max_count=200)
+    except parsing.ParseError as exc:
+        raise reports.InvalidIds(f"ids: {exc}") from None
     out = {}
     for exp in reports.load_existing(session, wanted):
         out[exp.id] = {
