@@ -18,6 +18,9 @@ and driven from this process with an async client (httpx.AsyncClient), only on 1
              event streams (SSE, on queued experiments) stay open: zero 5xx, zero
              connection errors, p99 < 1 s, every stream still open at the end.
 
+The table's backend column says how many API processes served (`ewc up` starts one per
+core, EWC_API_WORKERS; `--workers 1` measures a single process).
+
     .venv/bin/python bench/api_load.py [--backend sqlite|pg|both] [--quick]
 
 Prints one table (metric, target, measured, pass/fail) per backend. Figures are wall-clock
@@ -420,18 +423,19 @@ def queued_ids(backend: Backend) -> list[int]:
         engine.dispose()
 
 
-def bench_backend(backend: Backend, sizes: Sizes, say) -> Report:
+def bench_backend(backend: Backend, sizes: Sizes, say, workers: int = 0) -> Report:
     """Seed, start the API as `ewc up` does, drive it; the API is stopped before returning."""
-    from ewc.local_service import api_command
+    from ewc.local_service import api_command, api_processes
     from ewc.settings import Settings
 
-    report = Report(backend.name)
+    settings = Settings(_env_file=None, host="127.0.0.1", port=free_port(), log_level="WARNING",
+                        api_workers=workers)  # fmt: skip
+    report = Report(f"{backend.name} ×{api_processes(settings)}")
     seeded = seed(backend, sizes.experiments, random.Random(0))
     seeded["queued"] = queued_ids(backend)
     tokens = make_users(backend, USERS)
     cap = max(1, sizes.posts // USERS // 2)
-    port = free_port()
-    settings = Settings(_env_file=None, host="127.0.0.1", port=port, log_level="WARNING")
+    port = settings.port
     env = {
         "EWC_DATABASE_URL": backend.database_url,
         "EWC_BROKER_URL": backend.broker_url,
@@ -482,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--streams", type=int)
     parser.add_argument("--seconds", type=float)
     parser.add_argument("--burst", type=int)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="API processes (EWC_API_WORKERS); 0: as `ewc up` (one per core)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else Sizes()
     for name in ("clients", "streams", "seconds", "burst"):
@@ -498,7 +504,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tempfile.mkdtemp(prefix=f"ewc-load-{name}-"))
         try:
             with (sqlite_backend if name == "sqlite" else pg_backend)(folder) as backend:
-                reports.append(bench_backend(backend, sizes, say))
+                reports.append(bench_backend(backend, sizes, say, args.workers))
         finally:
             with contextlib.suppress(OSError):
                 shutil.rmtree(folder)

@@ -78,6 +78,12 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a request waits for a free thread before its 503 (busy).",
     )
+    api_workers: int = Field(
+        default=0,
+        ge=0,
+        le=64,
+        description="API processes `ewc up` starts (0: one per CPU core, at most 4).",
+    )
     session_ttl_s: int = Field(
         default=12 * 3600,
         gt=0,

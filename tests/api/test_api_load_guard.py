@@ -1,6 +1,6 @@
 """The API holds up under many clients at once (issue 8 §1; the figures: bench/api_load.py).
 
-A real API process (uvicorn, started with `ewc up`'s own command line) on a real SQLite
+A real API (uvicorn, started with `ewc up`'s own command line: one process per core) on a real SQLite
 file and on the real PostgreSQL, driven by an async client on 127.0.0.1. Bounds are loose
 (the machine is shared): the point is the shape — every request answered, nothing left
 wedged, overload a fast busy 503 — not the speed.
@@ -50,7 +50,10 @@ class Api:
 
     def __init__(self, database_url: str, broker_url: str, folder: Path, **env: str):
         port = _free_port()
-        settings = Settings(_env_file=None, host="127.0.0.1", port=port, log_level="WARNING")
+        settings = Settings(
+            _env_file=None, host="127.0.0.1", port=port, log_level="WARNING",
+            api_workers=int(env.get("EWC_API_WORKERS", "0")),
+        )  # fmt: skip
         self.url = f"http://127.0.0.1:{port}"
         self.admin = {"Authorization": f"Bearer {ADMIN}"}
         self.log = folder / f"api-{port}.log"
@@ -176,7 +179,8 @@ def test_concurrent_posts_are_each_created_or_a_correct_429(start_api, migrated_
 
 
 def test_work_of_clients_that_left_is_dropped(start_api) -> None:
-    api = start_api(EWC_API_THREADS="1")
+    # One process (its /metrics are the whole count), one thread.
+    api = start_api(EWC_API_WORKERS="1", EWC_API_THREADS="1")
     for _ in range(20):
         httpx.post(f"{api.url}/v1/experiments", json=SPEC, headers=api.admin)
 
@@ -209,7 +213,9 @@ def _refused(api: Api, reason: str) -> float:
 
 
 def test_overload_is_a_fast_busy_503_with_retry_after(start_api) -> None:
-    api = start_api(EWC_API_THREADS="1", EWC_API_QUEUE="2", EWC_API_QUEUE_TIMEOUT_S="1")
+    api = start_api(
+        EWC_API_WORKERS="1", EWC_API_THREADS="1", EWC_API_QUEUE="2", EWC_API_QUEUE_TIMEOUT_S="1"
+    )
     burst = [("GET", "/v1/experiments", api.admin, None)] * 60
     outcomes, responses, last_s = asyncio.run(_burst(api.url, burst))
     assert set(outcomes) <= {"200", "503"} and outcomes["503"] > 0, outcomes
