@@ -1,7 +1,7 @@
 """Experiments: submitting, reading, listing, cancelling, and the metrics document.
 
 Functions take a Session, flush, and never commit: the caller's unit of work does.
-Claiming, heartbeats and writing metrics belong to the worker (`store.jobs`).
+Claiming (`store.claims`), heartbeats and writing metrics (`store.jobs`) belong to the worker.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ewc.broker import RUN_NEXT_TASK, make_celery
 from ewc.settings import Settings
-from store import jobs
+from store import claims
 from store.db import make_engine, make_session_factory, unit_of_work
 from worker.runner import Outcome, run_job
 
@@ -73,7 +73,7 @@ class WorkerRuntime:
         hint_deadline = time.monotonic() + HINT_WAIT_S
         while not self.shutting_down.is_set():
             with unit_of_work(self.sessions) as session:
-                job = jobs.claim_next_job(
+                job = claims.claim_next_job(
                     session,
                     self.queues,
                     self.name,
@@ -84,7 +84,7 @@ class WorkerRuntime:
                     job is None
                     and hint is not None
                     and not done
-                    and jobs.is_waiting(session, hint, self.queues)
+                    and claims.is_waiting(session, hint, self.queues)
                 )
             if job is None:
                 if locked_out and time.monotonic() < hint_deadline:

@@ -2,7 +2,7 @@
 
 Every `sweep_interval_s` seconds each worker asks the database for jobs of its queues that
 waited longer than that (or whose worker stopped heartbeating) and re-sends their
-wake-ups. It is idempotent: `store.jobs.jobs_needing_wakeup` marks what it returns, so
+wake-ups. It is idempotent: `store.claims.jobs_needing_wakeup` marks what it returns, so
 several workers sweeping at once send at most one wake-up per job per interval, and no
 more wake-ups are sent than the queue lacks (a wake-up already waiting in the broker makes
 its receiver claim jobs until none is left).
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ewc.broker import send_wakeup
 from ewc.settings import Settings
-from store import jobs
+from store import claims
 from store.artifacts import prune_checkpoints
 from store.db import unit_of_work
 
@@ -47,7 +47,7 @@ def sweep_once(
     """Re-send the wake-ups late jobs of `queues` need; returns how many were sent."""
     sent = 0
     with unit_of_work(sessions) as session:
-        late = jobs.jobs_needing_wakeup(
+        late = claims.jobs_needing_wakeup(
             session,
             settings.sweep_interval_s,
             heartbeat_timeout_s=settings.heartbeat_timeout_s,

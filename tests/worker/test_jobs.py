@@ -1,4 +1,4 @@
-"""`store.jobs`: atomic claims, fair ordering, take-over of dead workers, idempotent metrics.
+"""`store.claims` + `store.jobs`: atomic claims, fair ordering, take-over of dead workers, idempotent metrics.
 
 Every test runs on SQLite and on a real PostgreSQL database (see `database_url`).
 """
@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from store import jobs
+from store import claims, jobs
 from store.db import unit_of_work
 from store.models import EpochMetric, Experiment, JobStatus, TaskResult, utcnow
 
@@ -20,7 +20,7 @@ TIMEOUT = 30.0
 
 def claim(factory, worker="w1", queues=("cpu",), max_attempts=3):
     with unit_of_work(factory) as s:
-        job = jobs.claim_next_job(s, list(queues), worker, TIMEOUT, max_attempts)
+        job = claims.claim_next_job(s, list(queues), worker, TIMEOUT, max_attempts)
         return None if job is None else job.id
 
 
@@ -242,10 +242,10 @@ def test_the_sweep_wakes_each_late_job_once_per_interval(session_factory, make_u
     )
     make_job(owner, status=JobStatus.succeeded, age_s=60)
     with unit_of_work(session_factory) as s:
-        found = jobs.jobs_needing_wakeup(s, 15, heartbeat_timeout_s=TIMEOUT)
+        found = claims.jobs_needing_wakeup(s, 15, heartbeat_timeout_s=TIMEOUT)
     assert {(w.experiment_id, w.queue, w.reason) for w in found} == {
         (late, "cpu", "waiting"),
         (orphan, "gpu", "heartbeat expired"),
     }
     with unit_of_work(session_factory) as s:
-        assert jobs.jobs_needing_wakeup(s, 15, heartbeat_timeout_s=TIMEOUT) == []
+        assert claims.jobs_needing_wakeup(s, 15, heartbeat_timeout_s=TIMEOUT) == []

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from continual_core.spec import ExperimentSpec
 from continual_core.trainer import train
 from ewc.settings import Settings
-from store import jobs
+from store import claims
 from store.db import unit_of_work
 from store.models import EpochMetric, Experiment, JobStatus, TaskResult
 from worker.runner import Outcome, checkpoint_dir, run_job
@@ -55,7 +55,7 @@ def run(session_factory, make_user, make_job, settings) -> Callable[..., tuple[i
     def go(spec: dict, *, job_id: int | None = None, shutdown: threading.Event | None = None):
         job_id = job_id or make_job(owner, spec=spec)
         with unit_of_work(session_factory) as s:
-            job = jobs.claim_next_job(s, ["cpu"], "w1", 30, 3)
+            job = claims.claim_next_job(s, ["cpu"], "w1", 30, 3)
         assert job is not None and job.id == job_id
         return job_id, run_job(
             job,
