@@ -20,6 +20,7 @@ from store.errors import (
     ExperimentFinished,
     ExperimentNotFound,
     InvalidCursor,
+    InvalidInput,
 )
 from store.models import (
     EpochMetric,
@@ -115,6 +116,14 @@ def get_experiment(session: Session, experiment_id: int) -> Experiment:
     return experiment
 
 
+class InvalidFilter(InvalidInput):
+    """A listing filter no backend can compare (the same refusal on every backend)."""
+
+    def __init__(self, field: str, why: str):
+        super().__init__(f"{field}: {why}")
+        self.field = field
+
+
 @dataclass(frozen=True)
 class ExperimentPage:
     """One page of a listing; `next_cursor` is None on the last page."""
@@ -159,6 +168,9 @@ def list_experiments(
     """
     if limit < 1:
         raise ValueError("limit must be at least 1")
+    for field, value in (("tag", tag), ("owner", owner)):
+        if value is not None and "\x00" in value:  # PostgreSQL refuses it, SQLite would match
+            raise InvalidFilter(field, "must not contain NUL bytes (\\u0000)")
     query = select(Experiment).options(joinedload(Experiment.owner))
     if status is not None:
         query = query.where(Experiment.status == status)

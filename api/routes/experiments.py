@@ -12,8 +12,6 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api import submission
 from api.deps import CeleryDep, CurrentUser, ExperimentId, SessionDep, SettingsDep
-from api.errors import SpecProblems
-from api.parsing import text_problem
 from api.schemas import ErrorMessage, ExperimentOut, ExperimentPage, Metrics, ProblemList
 from continual_core.spec import ExperimentSpec
 from store import experiments
@@ -64,9 +62,6 @@ def list_experiments(
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> ExperimentPage:
     """Experiments newest first, filtered by status, tag and owner; paginated by cursor."""
-    problems = [(f, m) for f, v in (("tag", tag), ("owner", owner)) if v and (m := text_problem(v))]
-    if problems:
-        raise SpecProblems(problems)
     page = experiments.list_experiments(
         session, status=status, tag=tag, owner=owner, limit=limit, cursor=cursor
     )

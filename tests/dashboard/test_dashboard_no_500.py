@@ -34,3 +34,10 @@ def test_sweep_form_refuses_nul_bytes(ui) -> None:
     assert r.status_code == 422 and "NUL" in r.text, r.text[:300]
     r = ui.post("/ui/sweeps", data=sweep_form(ui, base="{}", grid="seed=0", name="s\x00"))
     assert r.status_code == 422 and "NUL" in r.text, r.text[:300]
+
+
+def test_list_filters_with_nul_bytes_are_refused_alike_on_every_backend(ui) -> None:
+    for param in ("tag", "owner"):
+        r = ui.get("/ui/", params={param: "a\x00"})
+        # The list page shows a filter's error on the page (as for a bad cursor).
+        assert r.status_code < 500 and "NUL bytes" in r.text, (param, r.status_code, r.text[:300])
