@@ -8,7 +8,7 @@
 #                                                  # with the NVIDIA container runtime
 #
 # Versions come from requirements/lock-*.txt (`make lock` refreshes them), installed before
-# the source is copied: a code change rebuilds only the last, small layer.
+# the project's wheel: a code change rebuilds only the wheel and the last, small layer.
 #
 # A private index or a company CA, without editing this file (BuildKit secrets, never stored
 # in the image):
@@ -30,16 +30,6 @@ RUN groupadd --system --gid 10001 ewc \
     && mkdir -p /var/lib/ewc/datasets /var/lib/ewc/artifacts \
     && chown -R ewc:ewc /var/lib/ewc
 WORKDIR /srv/ewc
-
-# --- the project's source (what `pip install --no-deps` needs) -------------------------
-FROM base AS source
-COPY pyproject.toml README.md ./
-COPY api ./api
-COPY continual_core ./continual_core
-COPY ewc ./ewc
-COPY migrations ./migrations
-COPY store ./store
-COPY worker ./worker
 
 # --- dependencies: one virtualenv per image, from the lock only ------------------------
 FROM base AS venv
@@ -66,24 +56,18 @@ RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
     sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' /tmp/lock.txt > /tmp/lock-gpu.txt \
     && pip install --no-cache-dir -r /tmp/lock-gpu.txt
 
-# --- the project itself, on top of its dependencies ------------------------------------
-FROM deps-api AS build-api
-COPY --from=source /srv/ewc /srv/ewc
+# --- the project itself: one small wheel (what changes with the code) -------------------
+FROM venv AS wheel
+COPY pyproject.toml README.md ./
+COPY api ./api
+COPY continual_core ./continual_core
+COPY ewc ./ewc
+COPY migrations ./migrations
+COPY store ./store
+COPY worker ./worker
 RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
     --mount=type=secret,id=pip_ca \
-    pip install --no-cache-dir --no-deps "/srv/ewc"
-
-FROM deps-cpu AS build-cpu
-COPY --from=source /srv/ewc /srv/ewc
-RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
-    --mount=type=secret,id=pip_ca \
-    pip install --no-cache-dir --no-deps "/srv/ewc[cpu]"
-
-FROM deps-gpu AS build-gpu
-COPY --from=source /srv/ewc /srv/ewc
-RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
-    --mount=type=secret,id=pip_ca \
-    pip install --no-cache-dir --no-deps "/srv/ewc[gpu]"
+    pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /srv/ewc
 
 # --- runtime images: the virtualenv only, run as the unprivileged `ewc` user -----------
 # No VOLUME: compose names every volume (an anonymous one would be left behind per `up`).
@@ -95,9 +79,13 @@ ENV PATH=/opt/venv/bin:$PATH \
     EWC_HOST=0.0.0.0 \
     EWC_PORT=8000
 
-# The API and `ewc migrate`: no TensorFlow, a tenth of the worker image's size.
+# Each image: its locked dependencies (a layer that changes only with the lock), then the
+# project's wheel with --no-deps (the only layer a code change rebuilds).
+# The API and `ewc migrate`: no TensorFlow, a fraction of the worker image's size.
 FROM runtime AS api
-COPY --from=build-api /opt/venv /opt/venv
+COPY --from=deps-api /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --no-index /wheels/ewc_server-*.whl
 EXPOSE 8000
 HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request as u; sys.exit(u.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
@@ -110,12 +98,16 @@ HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, sys, tempfile, time; sys.exit(time.time() - os.path.getmtime(os.path.join(tempfile.gettempdir(), 'ewc-worker.alive')) > 60)"]
 
 FROM worker AS gpu
-COPY --from=build-gpu /opt/venv /opt/venv
+COPY --from=deps-gpu /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --no-index /wheels/ewc_server-*.whl
 USER 10001:10001
 CMD ["ewc", "worker", "--queue", "gpu"]
 
 # The default target (last stage): the CPU worker.
 FROM worker AS cpu
-COPY --from=build-cpu /opt/venv /opt/venv
+COPY --from=deps-cpu /opt/venv /opt/venv
+RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-deps --no-index /wheels/ewc_server-*.whl
 USER 10001:10001
 CMD ["ewc", "worker", "--queue", "cpu"]

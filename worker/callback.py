@@ -67,7 +67,8 @@ class StoreCallback(Callback):
 
     def _write(self, what: str, fn, **values: Any) -> None:
         """One write in its own transaction; waits up to `db_retry_s` for a database that is
-        away (training pauses meanwhile), then raises. A lost claim asks the run to stop."""
+        away (training pauses meanwhile; not at all once the worker is shutting down), then
+        raises. A lost claim asks the run to stop."""
         give_up = time.monotonic() + self.db_retry_s
         pause = 0.5
         while True:
@@ -76,7 +77,9 @@ class StoreCallback(Callback):
                     ours = fn(session, self.experiment_id, self.worker, **values)
                 break
             except DATABASE_AWAY as exc:
-                if time.monotonic() + pause > give_up:
+                # Shutting down (a host stopping takes its database along): no waiting, the
+                # job is handed back or, failing that, taken over once its heartbeat expires.
+                if self.shutting_down.is_set() or time.monotonic() + pause > give_up:
                     raise
                 log.warning(
                     "event=write_retry experiment_id=%s while=%s retry_in_s=%.1f error=%r",
@@ -85,7 +88,7 @@ class StoreCallback(Callback):
                     pause,
                     one_line(exc)[:200],
                 )
-                time.sleep(pause)
+                self.shutting_down.wait(pause)
                 pause = min(pause * 2, 5.0)
         if not ours:
             log.warning(

@@ -36,6 +36,10 @@ QUEUES: tuple[str, ...] = ("cpu", "gpu")
 HINT_WAIT_S = 2.0
 #: Seconds between those tries.
 HINT_RETRY_S = 0.02
+#: After a warm shutdown's job has ended, how long Celery may take to close its broker
+#: connection (acks, channels) before the process exits anyway: with the host's Redis
+#: gone too, kombu's reconnecting would outlast any container stop timeout.
+SHUTDOWN_EXIT_GRACE_S = 10.0
 
 
 def worker_name() -> str:
@@ -168,6 +172,21 @@ def create_worker_app(
         # Warm shutdown (SIGTERM/SIGINT): the job in progress stops at its next batch and
         # goes back to the queue, to be resumed from its last checkpoint.
         runtime.shutting_down.set()
+        threading.Thread(target=_exit_if_stuck, name="shutdown-watchdog", daemon=True).start()
+
+    def _exit_if_stuck() -> None:
+        # The job's state is safe once it has ended (handed back, or taken over later); an
+        # unacked wake-up is redelivered and finds nothing to claim.
+        while runtime.current_job is not None:
+            time.sleep(0.2)
+        time.sleep(SHUTDOWN_EXIT_GRACE_S)
+        log.warning(
+            "event=forced_exit worker=%s (the broker did not let the shutdown finish in %s s)",
+            runtime.name,
+            SHUTDOWN_EXIT_GRACE_S,
+        )
+        logging.shutdown()
+        os._exit(0)
 
     signals.worker_shutting_down.connect(_on_shutdown, weak=False)
     return app

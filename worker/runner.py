@@ -147,6 +147,11 @@ def run_job(
             retry_s=settings.db_retry_s,
         )
     except Exception as exc:
+        if isinstance(exc, DATABASE_AWAY) and callback.shutting_down.is_set():
+            # Stopping while the database is away: not a failure of the job.
+            log.warning("event=write_failed_at_shutdown experiment_id=%s", job.id)
+            callback.request_stop(StopReason.shutdown)
+            return _stopped(job.id, worker, sessions, callback, limit)
         log.exception("event=job_crashed experiment_id=%s", job.id)
         if callback.stop_reason is StopReason.lost:
             return Outcome(None, "claim lost")

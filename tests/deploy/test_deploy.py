@@ -183,22 +183,27 @@ def test_dockerfile_has_api_cpu_and_gpu_targets_run_as_non_root_and_copies_every
     text = DOCKERFILE.read_text()
     stages = re.findall(r"^FROM \S+ AS (\S+)$", text, flags=re.MULTILINE)
     assert {"api", "cpu", "gpu"} <= set(stages) and stages[-1] == "cpu"  # cpu is the default
-    assert '"/srv/ewc[cpu]"' in text and '"/srv/ewc[gpu]"' in text
     assert not re.search(r"^VOLUME", text, flags=re.MULTILINE)  # no anonymous volumes
     assert not text.startswith("# syntax=")  # no frontend image to pull: the built-in one
-    # Dependencies from the lock first, the project last with --no-deps (a code change
-    # rebuilds only that layer), every pip run with the optional pip settings secrets.
+    # Dependencies from the lock in their own stage; the project is a wheel installed last
+    # with --no-deps (a code change rebuilds only that layer); every pip run that reaches
+    # an index mounts the optional pip settings secrets.
     pip_runs = re.findall(r"^RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \\\n"
                           r"    --mount=type=secret,id=pip_ca \\\n(.*)$", text, flags=re.MULTILINE)
-    assert len(pip_runs) == len(re.findall(r"^ +(?:&& )?pip install", text, re.M)) == 6, pip_runs
+    assert len(pip_runs) == 4, pip_runs  # three dependency sets and the wheel
+    assert all(r.startswith(("    pip ", "    sed ")) for r in pip_runs), pip_runs
     for target, lock in (("api", "lock-api"), ("cpu", "lock-cpu"), ("gpu", "lock-cpu")):
         deps = text.split(f" AS deps-{target}\n", 1)[1].split("\nFROM ", 1)[0]
-        assert f"COPY requirements/{lock}.txt" in deps and "COPY --from=source" not in deps
-        build = text.split(f" AS build-{target}\n", 1)[1].split("\nFROM ", 1)[0]
-        assert "COPY --from=source /srv/ewc /srv/ewc" in build and "--no-deps" in build
-        assert text.index(f" AS deps-{target}\n") < text.index(f" AS build-{target}\n")
+        assert f"COPY requirements/{lock}.txt" in deps and "COPY api" not in deps
+        final = text.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
+        assert final.index(f"COPY --from=deps-{target} /opt/venv /opt/venv") < final.index(
+            "RUN --mount=type=bind,from=wheel,source=/wheels,target=/wheels \\\n"
+            "    pip install --no-cache-dir --no-deps --no-index /wheels/ewc_server-*.whl"
+        ), target
     api = text.split(" AS api\n", 1)[1].split("\nFROM ", 1)[0]
-    assert "build-api" in api and "build-cpu" not in api and "/healthz" in api
+    assert "deps-cpu" not in api and "/healthz" in api
+    wheel = text.split(" AS wheel\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "pip wheel --no-cache-dir --no-deps --wheel-dir /wheels /srv/ewc" in wheel
     for target in ("api", "cpu", "gpu"):
         body = text.split(f" AS {target}\n", 1)[1].split("\nFROM ", 1)[0]
         user = re.findall(r"^USER (\S+)$", body, flags=re.MULTILINE)
