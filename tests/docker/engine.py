@@ -167,18 +167,16 @@ class Engine:
 
 
 def debian_mirror() -> str:
-    """The Debian mirror apt already uses on this machine."""
+    """The Debian mirror apt already uses on this machine (a `.../debian` URI of its
+    sources; other repositories, e.g. a vendor's, are no Debian mirror)."""
     for path in [Path("/etc/apt/sources.list"), *Path("/etc/apt/sources.list.d").glob("*")]:
         try:
             text = path.read_text()
         except OSError:
             continue
-        for line in text.splitlines():
-            words = line.split()
-            if words[:1] == ["URIs:"] and len(words) > 1 and "security" not in words[1]:
-                return words[1]
-            if words[:1] == ["deb"] and len(words) > 2 and "security" not in line:
-                return next(w for w in words[1:] if "://" in w)
+        for word in text.split():
+            if "://" in word and word.rstrip("/").endswith("/debian"):
+                return word.rstrip("/")
     return DEFAULT_MIRROR
 
 

@@ -31,6 +31,7 @@ mode, as under CI: see tests/requirements.py).
 from __future__ import annotations
 
 import secrets
+import shutil
 import socket
 import tempfile
 import time
@@ -53,6 +54,7 @@ README_SPEC = {  # README.md, "Quick start": the curl body
     "ewc": {"lambda": 100},
 }
 FINAL = {"succeeded", "failed", "cancelled"}
+DONE = "docker compose down -v: no volume left behind"
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(2400)]
 
@@ -81,6 +83,10 @@ def engine(tmp_path_factory):
     finally:
         found.stop()
         print("\n[docker] what this test did:\n  " + "\n  ".join(found.log), flush=True)
+        if found.log[-1:] and found.log[-1].endswith(DONE):
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"[docker] logs kept in {workdir}", flush=True)
 
 
 def wait_for(client: httpx.Client, experiment_id: int, ok, timeout: float = 600) -> dict:
@@ -264,4 +270,4 @@ def test_docker_compose_up_runs_the_readme_experiment_and_keeps_its_data(engine,
         v for v in set(engine.run("volume", "ls", "-q").stdout.split()) - volumes_before
     }
     assert not left, f"volumes left behind: {left}"
-    engine.step("docker compose down -v: no volume left behind", t0)
+    engine.step(DONE, t0)
