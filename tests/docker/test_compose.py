@@ -72,8 +72,12 @@ def write_env(path: Path, values: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory):
     workdir = Path(tempfile.mkdtemp(prefix="ewc-docker-"))  # kept: logs for a failure
-    if docker_engine.docker_cli() is None:
-        ensure_apt("docker", "docker.io")
+    # Debian's docker.io: its CLI (/usr/bin/docker, BuildKit built in; another `docker` on
+    # PATH may lack it) and dockerd. A fresh machine of this kind has only a bare client.
+    if not Path("/usr/bin/docker").exists() or not Path("/usr/sbin/dockerd").exists():
+        ensure_apt("dockerd", "docker.io", find=lambda: (
+            "/usr/sbin/dockerd" if Path("/usr/bin/docker").exists()
+            and Path("/usr/sbin/dockerd").exists() else None))  # fmt: skip
     try:
         found = docker_engine.start_engine(workdir)
     except docker_engine.NoEngine as exc:
