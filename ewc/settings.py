@@ -62,7 +62,7 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(default=64 * 1024, description="Largest request body (413).")
     api_threads: int = Field(
-        default=16,
+        default=3,
         ge=1,
         le=256,
         description="Requests the API works on at once (its worker threads; the database "
