@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
-    app.state.auth_throttle = AuthThrottle()
+    app.state.auth_throttle = AuthThrottle(max_failures=settings.auth_failures)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)

@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest a request waits for a free thread before its 503 (busy).",
     )
+    auth_failures: int = Field(
+        default=10,
+        ge=1,
+        le=1_000_000,
+        description="Failed tokens or logins a client address may send per minute before "
+        "its further unknown tokens get 429 (Retry-After).",
+    )
     api_workers: int = Field(
         default=0,
         ge=0,

@@ -247,7 +247,9 @@ def api_only(tmp_path, processes, redis_url):
         "EWC_HOST": "127.0.0.1", "EWC_PORT": str(port), "PORT": str(port),
     }  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    api = processes("api", api_command(Settings(host="127.0.0.1", port=port)), env)
+    # One process: the test reads what the API answered from /metrics, which is per process.
+    settings = Settings(_env_file=None, host="127.0.0.1", port=port, api_workers=1)
+    api = processes("api", api_command(settings), env)
     wait_healthy(url, api)
     return url, ada, mallory
 

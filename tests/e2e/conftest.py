@@ -140,7 +140,9 @@ def start_api(start: Callable[..., Proc], env: dict[str, str]) -> tuple[Proc, st
     for _ in range(3):
         port = free_port()
         port_env = {**env, "EWC_HOST": "127.0.0.1", "EWC_PORT": str(port), "PORT": str(port)}
-        api = start("api", api_command(Settings(host="127.0.0.1", port=port)), port_env)
+        # One process: tests read the API's counters from /metrics, which are per process.
+        settings = Settings(_env_file=None, host="127.0.0.1", port=port, api_workers=1)
+        api = start("api", api_command(settings), port_env)
         url = f"http://127.0.0.1:{port}"
         try:
             wait_healthy(url, api)

@@ -50,7 +50,9 @@ def _every_v1_operation(url: str, experiment_id: int) -> list[tuple[str, str]]:
 
 
 def test_tokens_from_the_cli_and_the_auth_matrix(tmp_path, pg_database, private_redis, processes, say):
-    env = service_env(pg_database, private_redis.url, tmp_path / "data")
+    # Every bad token must get its 401 here: lift the failure throttle (tests/api/
+    # test_api_throttle.py proves the throttle itself).
+    env = service_env(pg_database, private_redis.url, tmp_path / "data", EWC_AUTH_FAILURES="100000")
     _ewc(env, "migrate")
     made = {}
     for name, flags in (("ann", []), ("bob", []), ("boss", ["--admin"])):
