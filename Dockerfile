@@ -61,7 +61,8 @@ FROM venv AS wheel
 COPY pyproject.toml README.md ./
 COPY api ./api
 COPY continual_core ./continual_core
-COPY ewc ./ewc
+COPY cli ./cli
+COPY common ./common
 COPY migrations ./migrations
 COPY store ./store
 COPY worker ./worker

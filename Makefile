@@ -39,8 +39,10 @@ test-fast: install
 faults: install
 	$(PY) -m pytest -q -m faults tests/faults $(PYTEST_ARGS)
 
+## The floors (import-linter contracts) and ruff.
 lint: install
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
 
 bench: install
 	$(PY) bench/core_speed.py

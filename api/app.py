@@ -23,8 +23,8 @@ from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
 from api.routes import artifacts, dashboard, events, experiments, health, queues, reports, sweeps
 from api.throttle import AuthThrottle
-from ewc.broker import make_celery
-from ewc.settings import Settings, get_settings
+from common.broker import make_celery
+from common.settings import Settings, get_settings
 from store import users
 from store.db import make_engine, make_session_factory, read_engine, unit_of_work
 

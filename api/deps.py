@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.throttle import throttled_authenticate
-from ewc.settings import Settings
+from common.settings import Settings
 from store.db import is_lock_conflict, unit_of_work
 from store.models import User
 

@@ -17,9 +17,9 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from continual_core.spec import validation_problems
 from store.db import is_lock_conflict
@@ -162,15 +162,19 @@ def database_unavailable(exc: Exception, reason: str) -> tuple[str, str, int]:
     ):
         return (
             "not_migrated",
-            "the database has no (or an older) schema: run `ewc migrate`, then retry. "
-            f"Cause: {reason}",
+            (
+                "the database has no (or an older) schema: run `ewc migrate`, then retry. "
+                f"Cause: {reason}"
+            ),
             5,
         )
     if isinstance(exc, PoolTimeoutError) or is_lock_conflict(exc):
         return (
             "busy",
-            "the server is busy (the database is serving other requests); nothing was "
-            "done — retry in 2 s",
+            (
+                "the server is busy (the database is serving other requests); nothing was "
+                "done — retry in 2 s"
+            ),
             2,
         )
     return "unavailable", f"the database is unavailable; retry shortly. Cause: {reason}", 5

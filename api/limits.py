@@ -8,8 +8,8 @@ field, the bound and the setting that raises it.
 
 from __future__ import annotations
 
+from common.settings import Settings
 from continual_core.spec import ExperimentSpec
-from ewc.settings import Settings
 
 
 def limit_problems(spec: ExperimentSpec, settings: Settings) -> list[tuple[str, str]]:

@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from api import parsing
 from api.errors import SpecProblems
 from api.limits import limit_problems
+from common.broker import send_wakeup
+from common.settings import Settings
 from continual_core.spec import ExperimentSpec, validation_problems
-from ewc.broker import send_wakeup
-from ewc.settings import Settings
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import LimitReached

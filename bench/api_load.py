@@ -425,8 +425,8 @@ def queued_ids(backend: Backend) -> list[int]:
 
 def bench_backend(backend: Backend, sizes: Sizes, say, workers: int = 0) -> Report:
     """Seed, start the API as `ewc up` does, drive it; the API is stopped before returning."""
-    from ewc.local_service import api_command, api_processes
-    from ewc.settings import Settings
+    from cli.local_service import api_command, api_processes
+    from common.settings import Settings
 
     settings = Settings(_env_file=None, host="127.0.0.1", port=free_port(), log_level="WARNING",
                         api_workers=workers)  # fmt: skip

@@ -40,7 +40,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from continual_core.cli import default_dataset_dir
+from cli.run import default_dataset_dir
 from continual_core.datasets import load_dataset
 from continual_core.fisher import per_example_loss
 from continual_core.learner import Learner
@@ -161,7 +161,7 @@ def steps(step: Callable, x: tf.Tensor, y: tf.Tensor, batches: list[tf.Tensor]) 
 def wall_time(reps: int) -> tuple[float, float]:
     """Median wall seconds of the README command and of `import tensorflow`, fresh processes."""
     ewc = Path(sys.executable).with_name("ewc")
-    cmd = [str(ewc), *README_COMMAND] if ewc.exists() else [sys.executable, "-m", "continual_core", *README_COMMAND]
+    cmd = [str(ewc), *README_COMMAND] if ewc.exists() else [sys.executable, "-c", "from cli.main import main; main()", *README_COMMAND]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     runs, imports = [], []
     for _ in range(reps):

@@ -31,8 +31,8 @@ import numpy as np
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from continual_core import flags as F
-from continual_core.cli import default_dataset_dir
+from cli import flags as F
+from cli.run import default_dataset_dir
 from continual_core.events import Callback, TaskEnd
 from continual_core.spec import DEFAULT_EWC_LAMBDA, DEFAULT_FIM_THRESHOLD, ExperimentSpec
 

@@ -57,7 +57,7 @@ PG_ADMIN_URL = os.environ.get("EWC_BENCH_PG", "postgresql+psycopg://postgres@127
 #: Database 0: the test suite's sessions take databases 1-15 (pid % 15 + 1), and one of
 #: their workers serving `cpu` on our database would swallow our wake-ups.
 REDIS_URL = os.environ.get("EWC_BENCH_REDIS", "redis://127.0.0.1:6379/0")
-EWC = [sys.executable, "-c", "from ewc.cli import main; main()"]
+EWC = [sys.executable, "-c", "from cli.main import main; main()"]
 
 #: The spec POSTed in the throughput phase and run by the tiny jobs (about a second).
 TINY_SPEC = {"dataset": "digits", "model": "mlp", "dataset_update": "full", "epochs": 1, "seed": 0}
@@ -500,8 +500,8 @@ def cancel_and_purge(backend: Backend, ids: list[int], queue: str = "cpu") -> in
     """Cancel the POSTed jobs in the database and purge `queue` in the broker; messages purged."""
     from sqlalchemy import update
 
-    from ewc.broker import make_celery
-    from ewc.settings import Settings
+    from common.broker import make_celery
+    from common.settings import Settings
     from store.db import make_engine, make_session_factory, unit_of_work
     from store.models import Experiment, JobStatus, utcnow
 

@@ -22,7 +22,7 @@ def database_url() -> str:
     url = config.get_main_option("sqlalchemy.url")
     if url:
         return url
-    from ewc.settings import get_settings
+    from common.settings import get_settings
 
     return get_settings().resolved_database_url()
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 from typer.main import get_command
 
-from ewc.cli import app
-from ewc.settings import Settings
+from cli.main import app
+from common.settings import Settings
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

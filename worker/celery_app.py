@@ -1,4 +1,4 @@
-"""The worker's Celery app: `ewc.broker.make_celery` plus the one task, "ewc.run_next".
+"""The worker's Celery app: `common.broker.make_celery` plus the one task, "ewc.run_next".
 
 A message is a wake-up, not an order: "ewc.run_next"(queue, experiment_id) makes the
 worker claim the best claimable job of the queues it serves from the database, run it,
@@ -23,8 +23,8 @@ from celery import Celery, signals
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from ewc.broker import RUN_NEXT_TASK, make_celery
-from ewc.settings import Settings
+from common.broker import RUN_NEXT_TASK, make_celery
+from common.settings import Settings
 from store import claims
 from store.db import make_engine, make_session_factory, unit_of_work
 from worker.runner import Outcome, run_job

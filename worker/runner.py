@@ -29,9 +29,9 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
+from common.settings import Settings
 from continual_core.events import CallbackList, StopRequested, TrainingDiverged
 from continual_core.spec import ExperimentSpec, validation_problems
-from ewc.settings import Settings
 from store import jobs
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.schemas import Health
-from ewc.broker import ping_broker
+from common.broker import ping_broker
 from store.db import ping
 
 log = logging.getLogger("ewc.api")

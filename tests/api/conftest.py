@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from ewc.settings import Settings
+from common.settings import Settings
 from store import users
 from store.db import make_engine, make_session_factory, unit_of_work
 
@@ -53,11 +54,9 @@ def make_client(make_settings) -> Iterator[Callable[..., TestClient]]:
 def _purge_wakeups(client: TestClient) -> None:
     """Empty the queues this test's submissions filled, so no later test (or worker) sees
     stale wake-ups. Tests run one at a time, so whatever waits there is ours."""
-    try:
-        with client.app.state.celery.connection_for_write() as conn:
-            conn.default_channel.client.delete("cpu", "gpu")
-    except Exception:  # noqa: BLE001 - a test with a dead broker sent nothing
-        pass
+    # A test with a dead broker sent nothing.
+    with contextlib.suppress(Exception), client.app.state.celery.connection_for_write() as conn:
+        conn.default_channel.client.delete("cpu", "gpu")
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from collections.abc import Callable, Iterator
 import pytest
 from typer.testing import CliRunner
 
-from ewc.cli import app
-from ewc.settings import get_settings
+from cli.main import app
+from common.settings import get_settings
 from store import users
 from store.db import make_engine, make_session_factory, unit_of_work
 from store.migrate import head_revision

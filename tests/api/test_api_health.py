@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from ewc.settings import Settings
+from common.settings import Settings
 from store.db import unit_of_work
 from store.experiments import get_experiment
 

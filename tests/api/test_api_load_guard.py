@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ewc.local_service import api_command
-from ewc.settings import Settings
+from cli.local_service import api_command
+from common.settings import Settings
 from store import users
 from store.db import make_engine, make_session_factory, unit_of_work
 

@@ -206,8 +206,8 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
 
 
 def test_the_api_process_has_no_tensorflow_after_serving_every_route(tmp_path, redis_url):
-    from ewc.local_service import api_command
-    from ewc.settings import Settings
+    from cli.local_service import api_command
+    from common.settings import Settings
 
     data_dir = tmp_path / "data"
     data_dir.mkdir()

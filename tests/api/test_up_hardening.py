@@ -13,12 +13,12 @@ import sys
 
 import pytest
 
-from ewc.local_service import ADMIN_TOKEN_FROM_ENV, LocalService, StartupError, mask_password
-from ewc.settings import Settings
+from cli.local_service import ADMIN_TOKEN_FROM_ENV, LocalService, StartupError, mask_password
+from common.settings import Settings
 from store import users
 from store.db import make_engine, make_session_factory, unit_of_work
 
-EWC = [sys.executable, "-c", "from ewc.cli import main; main()"]
+EWC = [sys.executable, "-c", "from cli.main import main; main()"]
 PASSWORD = "s3cret-Pa55word"
 GOOD_TOKEN = "up-hardening-admin-token-0123456789"
 

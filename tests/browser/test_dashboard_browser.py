@@ -32,8 +32,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ewc.local_service import api_command
-from ewc.settings import Settings
+from cli.local_service import api_command
+from common.settings import Settings
 from tests.e2e.conftest import (
     EWC,
     SPEC,

@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from continual_core import flags as F
+from cli import flags as F
 from continual_core.spec import ExperimentSpec
 
 #: README "flag | default" table and "Estimators and λ scale".

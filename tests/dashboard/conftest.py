@@ -95,7 +95,7 @@ ADMIN_TOKEN = "dashboard-test-admin-token"
 @pytest.fixture
 def app_settings(database_url: str, redis_url: str, tmp_path):
     """Settings of a test API: the test database, a real broker, data under tmp_path."""
-    from ewc.settings import Settings
+    from common.settings import Settings
 
     return Settings(
         database_url=database_url,

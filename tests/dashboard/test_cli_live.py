@@ -10,11 +10,12 @@ import pytest
 from rich.progress import Progress
 from typer.testing import CliRunner
 
-from ewc import live_client
-from ewc.cli import app as ewc_app
-from ewc.client_cli import Client, wait_for
-from ewc.local_service import api_command
-from ewc.settings import Settings
+from cli import live as live_client
+from cli.client import Client
+from cli.jobs import wait_for
+from cli.local_service import api_command
+from cli.main import app as ewc_app
+from common.settings import Settings
 from store.models import JobStatus
 from tests.dashboard.conftest import ADMIN_TOKEN, sample_result
 from tests.dashboard.test_events_api import run_fake_job
@@ -55,7 +56,7 @@ def admin(server, session_factory) -> int:
 
 
 def cli(server, *args: str):
-    from ewc.settings import get_settings
+    from common.settings import get_settings
 
     url, env = server
     get_settings.cache_clear()  # the command reads EWC_* as a fresh process would

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-EWC = [sys.executable, "-c", "from ewc.cli import main; main()"]
+EWC = [sys.executable, "-c", "from cli.main import main; main()"]
 #: The tiny experiment every e2e test runs (a second or two of training).
 SPEC = {
     "dataset": "digits",
@@ -134,8 +134,8 @@ def start_api(start: Callable[..., Proc], env: dict[str, str]) -> tuple[Proc, st
 
     Another process may grab the free port before uvicorn binds it: then try another.
     """
-    from ewc.local_service import api_command
-    from ewc.settings import Settings
+    from cli.local_service import api_command
+    from common.settings import Settings
 
     for _ in range(3):
         port = free_port()

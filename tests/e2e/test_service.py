@@ -14,8 +14,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from ewc.broker import make_celery, send_wakeup
-from ewc.settings import Settings
+from common.broker import make_celery, send_wakeup
+from common.settings import Settings
 from store.migrate import upgrade
 from tests.e2e.conftest import (
     EWC,

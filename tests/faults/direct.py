@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from common.broker import make_celery, send_wakeup
+from common.settings import Settings
 from continual_core.spec import ExperimentSpec
-from ewc.broker import make_celery, send_wakeup
-from ewc.settings import Settings
 from store.db import make_engine, make_session_factory, unit_of_work
 from store.experiments import create_experiment, request_cancel
 from store.models import User

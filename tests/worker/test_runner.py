@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from common.settings import Settings
 from continual_core.spec import ExperimentSpec
 from continual_core.trainer import train
-from ewc.settings import Settings
 from store import claims
 from store.db import unit_of_work
 from store.models import EpochMetric, Experiment, JobStatus, TaskResult

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from ewc.broker import make_celery, send_wakeup
-from ewc.settings import Settings
+from common.broker import make_celery, send_wakeup
+from common.settings import Settings
 from store.models import JobStatus, utcnow
-from worker.sweep import pending_wakeups, sweep_once
+from worker.wakeups import pending_wakeups, sweep_once
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -67,7 +67,7 @@ def test_the_worker_sweep_applies_the_checkpoint_retention(
 ):
     from datetime import timedelta
 
-    from worker.sweep import WakeupSweep
+    from worker.wakeups import WakeupSweep
 
     app, queue = broker
     settings = Settings(artifacts_dir=tmp_path, artifact_retention_days=7, sweep_interval_s=60)

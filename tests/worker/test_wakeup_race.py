@@ -12,7 +12,7 @@ import threading
 
 from sqlalchemy import update
 
-from ewc.settings import Settings
+from common.settings import Settings
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus, utcnow
 from worker import celery_app

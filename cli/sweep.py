@@ -18,8 +18,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from continual_core import flags as F
-from ewc.client_cli import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console
+from cli import flags as F
+from cli.client import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console
 from store.sweeps import GridError, parse_grid_entries
 
 FINISHED = {"succeeded", "failed", "cancelled"}

@@ -22,14 +22,14 @@ from pathlib import Path
 
 import httpx
 
-from ewc.settings import Settings
+from common.settings import Settings
 
 #: Seconds the API gets to answer /healthz after it was started.
 API_START_TIMEOUT_S = 60.0
 #: Seconds a child gets to stop after SIGTERM before it is killed.
 STOP_TIMEOUT_S = 30.0
 #: The command line of this installation's `ewc`, whatever its install layout.
-EWC = [sys.executable, "-c", "from ewc.cli import main; main()"]
+EWC = [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def api_processes(settings: Settings) -> int:
@@ -166,7 +166,7 @@ class LocalService:
 
         try:
             upgrade(url)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any failure is reported as one startup line
             raise StartupError(
                 f"could not migrate the database at {masked_url(url)}: "
                 f"{mask_password(str(exc), url)}"

@@ -12,72 +12,16 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from continual_core import flags as F
-from continual_core.report import result_renderables
-from ewc import live_client
-
-console = Console()
-err_console = Console(stderr=True)
+from cli import flags as F
+from cli import live
+from cli.client import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console, fail
+from cli.report import result_renderables
 
 FINISHED = {"succeeded", "failed", "cancelled"}
-
-Url = Annotated[
-    str,
-    typer.Option("--url", envvar="EWC_URL", help="Server address ($EWC_URL)."),
-]
-Token = Annotated[
-    str | None,
-    typer.Option("--token", envvar="EWC_TOKEN", help="Bearer token ($EWC_TOKEN).", show_default=False),
-]
-AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON document.")]
-DEFAULT_URL = "http://127.0.0.1:8000"
-
-
-class Client:
-    """A thin HTTP client for the v1 API; turns HTTP errors into readable CLI errors."""
-
-    def __init__(self, url: str, token: str | None, timeout: float = 30.0):
-        if not token:
-            raise _fail("no token: set EWC_TOKEN (or pass --token); `ewc up` prints one")
-        self.http = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
-
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            resp = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise _fail(f"cannot reach {self.http.base_url}: {exc}") from None
-        if resp.status_code >= 400:
-            raise _fail(f"{resp.status_code} {resp.reason_phrase}: {_error_text(resp)}")
-        return resp.json() if resp.content else None
-
-
-def _error_text(resp: httpx.Response) -> str:
-    try:
-        detail = resp.json().get("detail")
-    except (ValueError, AttributeError):
-        return resp.text[:500]
-    if isinstance(detail, list):
-        return "; ".join(
-            f"{d.get('field', '.'.join(map(str, d.get('loc', []))))}: "
-            f"{d.get('message', d.get('msg'))}"
-            for d in detail
-        )
-    return str(detail)
-
-
-def _fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}")
-    return typer.Exit(1)
 
 
 def _progress_text(exp: dict) -> str:
@@ -99,7 +43,7 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
         console=err_console,
     ) as progress:
         bar = progress.add_task("queued", total=None, id=exp_id, acc="")
-        exp = live_client.follow_events(client, exp_id, progress, bar)  # SSE; None → poll
+        exp = live.follow_events(client, exp_id, progress, bar)  # SSE; None → poll
         while exp is None or exp["status"] not in FINISHED:
             exp = client.request("GET", f"/v1/experiments/{exp_id}")
             p = exp.get("progress") or {}
@@ -207,10 +151,10 @@ def results(
     client = Client(url, token)
     if plot is not None:
         try:
-            kind = live_client.plot_kind_for(plot, plot_kind)
-            size = live_client.save_plot(client, experiment_id, plot, kind)
+            kind = live.plot_kind_for(plot, plot_kind)
+            size = live.save_plot(client, experiment_id, plot, kind)
         except (ValueError, RuntimeError) as exc:
-            raise _fail(str(exc)) from None
+            raise fail(str(exc)) from None
         err_console.print(f"saved the {kind} plot of #{experiment_id} to {plot} ({size} bytes)")
         return
     metrics = client.request("GET", f"/v1/experiments/{experiment_id}/metrics")

@@ -19,8 +19,8 @@ from celery import Celery
 from kombu.exceptions import ChannelError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ewc.broker import send_wakeup
-from ewc.settings import Settings
+from common.broker import send_wakeup
+from common.settings import Settings
 from store import claims
 from store.artifacts import prune_checkpoints
 from store.db import unit_of_work

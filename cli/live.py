@@ -1,7 +1,7 @@
 """Client side of live progress and plots: follow `GET /v1/experiments/{id}/events`
 (server-sent events) with httpx streaming, and save a plot PNG to a file.
 
-Used by `ewc submit --wait` (through `client_cli.wait_for`), `ewc sweep --wait` and
+Used by `ewc submit --wait` (through `jobs.wait_for`), `ewc sweep --wait` and
 `ewc results --plot`. No TensorFlow, no server code: only httpx.
 """
 
@@ -17,7 +17,7 @@ import httpx
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
-    from ewc.client_cli import Client
+    from cli.client import Client
 
 PLOT_KINDS = ("curves", "accuracy-matrix")
 #: Seconds without a byte (the server sends a keep-alive every 15 s) before giving up.

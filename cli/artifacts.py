@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from ewc.settings import get_settings
+from common.settings import get_settings
 
 artifacts_app = typer.Typer(help="Manage stored artifacts (checkpoints, models).",
                             no_args_is_help=True)

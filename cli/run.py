@@ -1,4 +1,4 @@
-"""`ewc run` / `python -m continual_core`: train here with the original project's flags.
+"""`ewc run`: train here with the original project's flags.
 
 Prints the original's per-epoch table (epoch, task, loss, validation accuracy on every
 task) as each epoch ends, then the test accuracy matrix and the summary. With `--json` the
@@ -20,7 +20,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from continual_core import flags as F
+from cli import flags as F
+from cli.report import epoch_cells, matrix_table, summary_table
 from continual_core.events import (
     Callback,
     EpochEnd,
@@ -29,7 +30,6 @@ from continual_core.events import (
     TaskEnd,
     TrainingDiverged,
 )
-from continual_core.report import epoch_cells, matrix_table, summary_table
 
 AsJson = Annotated[
     bool, typer.Option("--json", help="End stdout with one line: the JSON result (tables go to stderr).")
@@ -55,10 +55,10 @@ CheckpointDir = Annotated[
 
 
 def default_dataset_dir() -> Path:
-    """$EWC_DATASET_CACHE, else $EWC_DATA_DIR/datasets, else ./data/datasets."""
-    if os.environ.get("EWC_DATASET_CACHE"):
-        return Path(os.environ["EWC_DATASET_CACHE"])
-    return Path(os.environ.get("EWC_DATA_DIR") or "data") / "datasets"
+    """The settings' dataset cache: $EWC_DATASET_CACHE, else $EWC_DATA_DIR/datasets."""
+    from common.settings import get_settings
+
+    return get_settings().resolved_dataset_cache()
 
 
 class LiveTable(Callback):

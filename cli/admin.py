@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
-from ewc.settings import get_settings
+from common.settings import get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -74,7 +74,7 @@ def migrate() -> None:
     """Upgrade the settings' database to the newest schema (safe to run again)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from ewc.local_service import make_private_sqlite, mask_password
+    from cli.local_service import make_private_sqlite, mask_password
     from store.migrate import current_revision, upgrade
 
     url = _database_url()

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from ewc.settings import Settings
+from common.settings import Settings
 
 QueueOption = Annotated[
     str | None,
@@ -99,7 +99,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     import continual_core.trainer  # noqa: F401 - warm the import so the first job starts fast
     from worker.celery_app import create_worker_app
     from worker.presence import PresenceHeartbeat
-    from worker.sweep import WakeupSweep
+    from worker.wakeups import WakeupSweep
 
     app = create_worker_app(settings, queues=queues, device=device)
     runtime = app.ewc_runtime
@@ -148,7 +148,7 @@ PortOption = Annotated[
 
 def up(port: PortOption = None) -> None:
     """Start the whole local service: database, broker, API and one worker. Ctrl-C stops it."""
-    from ewc.local_service import LocalService, StartupError
+    from cli.local_service import LocalService, StartupError
 
     settings = Settings()
     if port is not None:

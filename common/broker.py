@@ -14,9 +14,9 @@ import logging
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 
-from ewc.settings import Settings
+from common.settings import Settings
 
-log = logging.getLogger("ewc.broker")
+log = logging.getLogger("common.broker")
 
 #: Name of the task that claims and runs the next waiting job of a queue.
 RUN_NEXT_TASK = "ewc.run_next"

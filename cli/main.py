@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from continual_core.cli import run as run_command
-from ewc import admin_cli, artifacts_cli, client_cli, service_cli, sweep_cli
+from cli import admin, artifacts, jobs, service, sweep
+from cli.run import run as run_command
 
 app = typer.Typer(
     name="ewc",
@@ -16,18 +16,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.command("run", help="Train here, with the original project's flags.")(run_command)
-client_cli.register(app)
-service_cli.register(app)
-admin_cli.register(app)
-sweep_cli.register(app)
-artifacts_cli.register(app)
+jobs.register(app)
+service.register(app)
+admin.register(app)
+sweep.register(app)
+artifacts.register(app)
 
 
 def main() -> None:
     """Console-script entry point; a bad `EWC_*` setting is one `error:` line, exit 2."""
     from pydantic import ValidationError
 
-    from ewc.settings import settings_problems
+    from common.settings import settings_problems
 
     try:
         app()

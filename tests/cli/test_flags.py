@@ -6,7 +6,7 @@ import pytest
 from typer.main import get_command
 from typer.testing import CliRunner
 
-from ewc.cli import app
+from cli.main import app
 
 ORIGINAL_FLAGS = [
     "--batch-size", "--epochs", "--learning-rate", "--model", "--dataset", "--dataset-update",

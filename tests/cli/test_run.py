@@ -10,13 +10,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from ewc.cli import app
+from cli.main import app
 
 runner = CliRunner()
 
 
 def test_ewc_run_json_last_line_is_the_result(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "continual_core", "--dataset", "digits",
+    cmd = [sys.executable, "-c", "from cli.main import main; main()", "run", "--dataset", "digits",
            "--epochs=3", "--splits=3", "--dataset-update=permute", "--ewc", "--json",
            "--data-dir", str(tmp_path), "--batch-size", "128"]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
