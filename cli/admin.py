@@ -7,14 +7,13 @@ so `ewc --help` stays fast. A failure prints one line `error: ...` and exits wit
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
+from common.logs import configure_logging
 from common.settings import get_settings
 
 if TYPE_CHECKING:
@@ -95,22 +94,11 @@ def api(
     """Serve the HTTP API (uvicorn) on the settings' host and port."""
     import uvicorn
 
+    from cli.local_service import API_APP, serve_options
+
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
-    uvicorn.run(
-        "api.app:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-        access_log=False,  # the app logs one line per request itself
-        proxy_headers=True,
-    )
+    configure_logging(settings.log_level)
+    uvicorn.run(API_APP, factory=True, **serve_options(settings, host, port))
 
 
 @users_app.command("create")

@@ -41,22 +41,32 @@ def api_processes(settings: Settings) -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+#: What uvicorn serves: a factory, so the app is built inside each serving process.
+API_APP = "api.app:create_app"
+
+
+def serve_options(settings: Settings, host: str | None = None, port: int | None = None) -> dict:
+    """uvicorn's options for the API, the one source for `ewc api` (in process) and
+    `api_command` (a child process): the settings' address, their log level, no access log
+    (the app logs one line per request itself), client addresses from trusted proxies."""
+    return {
+        "host": host or settings.host,
+        "port": port or settings.port,
+        "log_level": settings.log_level.lower(),
+        "access_log": False,
+        "proxy_headers": True,
+    }
+
+
 def api_command(settings: Settings) -> list[str]:
-    """The command line that serves the API (uvicorn) on the settings' host and port."""
-    workers = api_processes(settings)
+    """The command line that serves the API (uvicorn) with `serve_options`, in
+    `api_processes(settings)` processes."""
+    opts, workers = serve_options(settings), api_processes(settings)
     return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.app:create_app",
-        "--factory",
-        "--host",
-        settings.host,
-        "--port",
-        str(settings.port),
-        "--log-level",
-        settings.log_level.lower(),
-        "--no-access-log",
+        *(sys.executable, "-m", "uvicorn", API_APP, "--factory"),
+        *("--host", opts["host"], "--port", str(opts["port"]), "--log-level", opts["log_level"]),
+        "--no-access-log" if not opts["access_log"] else "--access-log",
+        "--proxy-headers" if opts["proxy_headers"] else "--no-proxy-headers",
         *(["--workers", str(workers)] if workers > 1 else []),
     ]
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 from typing import Annotated
 
 import typer
 
+from common.logs import configure_logging
 from common.settings import Settings
 
 QueueOption = Annotated[
@@ -37,16 +37,6 @@ ConcurrencyOption = Annotated[
 def _fail(message: str, code: int = 2) -> None:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(code)
-
-
-def configure_logging(level: str) -> None:
-    """One line per event: `time level logger event=... experiment_id=...`."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-        force=True,
-    )
 
 
 def _check_database(url: str) -> None:
