@@ -1,4 +1,4 @@
-"""Plots of a result document (DESIGN.md's "one shape everywhere") as PNG bytes.
+"""Plots of a result document (its one shape: docs/architecture.md) as PNG bytes.
 
 Pure functions: a result dict (or sweep points) in, PNG bytes out. Rendered headless with
 matplotlib's Agg canvas on a fresh `Figure` (no pyplot global state, so concurrent

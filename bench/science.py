@@ -45,7 +45,7 @@ ORIGINAL_COMMANDS = [
     "--epochs=15 --splits=3 --dataset-update=switch --ewc --ewc-lambda=0.01 --incdet --incdet-threshold=1e-6",
 ]
 
-#: The original's final validation accuracy (%, tasks 1/2/3, mean of 3 seeds; SEED-NOTES.md).
+#: The original's final validation accuracy (%, tasks 1/2/3, mean of 3 seeds; docs/original.md).
 ORIGINAL_NUMBERS = ["18.0 / 40.6 / 53.7", "15.7 / 37.9 / 50.9", "77.0 / 24.4 / 7.2",
                     "1.1 / 0.0 / 72.5", "4.1 / 0.0 / 46.1"]
 

@@ -1,4 +1,4 @@
-"""Rich renderings of a result (DESIGN.md's "one shape everywhere"): the original's
+"""Rich renderings of a result (its one shape: docs/architecture.md): the original's
 per-epoch table, the test accuracy matrix and the summary.
 
 Shared by `ewc run` (local training) and `ewc results` (a stored experiment). TF-free.

@@ -39,7 +39,7 @@ DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
 DEFAULT_DATASET: dict[str, str] = {"mlp": "mnist", "lenet": "mnist", "cifarnet": "cifar10"}
 
 #: λ used when `ewc.lambda` is not given, per Fisher estimator. The estimators differ in
-#: scale by about three orders of magnitude (SEED-NOTES: mean 0.25 for the original's
+#: scale by about three orders of magnitude (docs/original.md: mean 0.25 for the original's
 #: sum-of-log-probabilities gradient against 0.0013 for the label log-likelihood), so one
 #: number cannot serve all three. Measured with `bench/science.py` (mlp, mnist-5k, 3-task
 #: permute; README "Estimators and λ scale"): λ = 100 is best or tied-best for

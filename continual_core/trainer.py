@@ -41,7 +41,7 @@ def train(
     resume: bool = True,
     deterministic: bool = True,
 ) -> dict:
-    """Train `spec` on its task stream and return the result (DESIGN.md's JSON shape).
+    """Train `spec` on its task stream and return the result (the shape of docs/architecture.md).
 
     - `dataset_cache`: the folder of real dataset files (Keras names: mnist.npz, ...).
     - `callback`: hears RunStart / EpochEnd / TaskEnd; `should_stop()` is polled between

@@ -15,7 +15,7 @@ from store.models import EpochMetric, Experiment, JobStatus, TaskResult, User, u
 
 
 def sample_result(num_tasks: int = 3, epochs_per_task: int = 2) -> dict[str, Any]:
-    """A hand-made result document in DESIGN.md's shape (accuracies as fractions)."""
+    """A hand-made result document (the shape of docs/architecture.md; fractions)."""
     epochs, matrix, n = [], [], 0
     for task in range(1, num_tasks + 1):
         for e in range(1, epochs_per_task + 1):
