@@ -89,7 +89,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     import continual_core.trainer  # noqa: F401 - warm the import so the first job starts fast
     from worker.celery_app import create_worker_app
     from worker.presence import PresenceHeartbeat
-    from worker.wakeups import WakeupSweep
+    from worker.wakeups import WakeupResender
 
     app = create_worker_app(settings, queues=queues, device=device)
     runtime = app.ewc_runtime
@@ -106,8 +106,8 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
         runtime.sessions, runtime.name, queues, device, settings.heartbeat_s, runtime.presence
     )
     presence.start()
-    sweep = WakeupSweep(app, runtime.sessions, settings, queues)
-    sweep.start()
+    resender = WakeupResender(app, runtime.sessions, settings, queues)
+    resender.start()
     celery_worker = app.Worker(
         hostname=hostname,
         queues=queues,
@@ -123,7 +123,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     try:
         celery_worker.start()
     finally:
-        sweep.stop()
+        resender.stop()
         presence.stop()
         runtime.engine.dispose()
         log.info("event=worker_stop worker=%s jobs_run=%s", runtime.name, runtime.jobs_run)

@@ -1,11 +1,13 @@
-"""The wake-up sweep: jobs never wait on a lost broker message.
+"""Re-sending wake-ups: jobs never wait on a lost broker message.
 
-Every `sweep_interval_s` seconds each worker asks the database for jobs of its queues that
-waited longer than that (or whose worker stopped heartbeating) and re-sends their
-wake-ups. It is idempotent: `store.claims.jobs_needing_wakeup` marks what it returns, so
-several workers sweeping at once send at most one wake-up per job per interval, and no
+Every `sweep_interval_s` seconds (EWC_SWEEP_INTERVAL_S, a name kept from before; "sweep"
+elsewhere means a hyper-parameter grid) each worker asks the database for jobs of its
+queues that waited longer than that (or whose worker stopped heartbeating) and re-sends
+their wake-ups. It is idempotent: `store.claims.jobs_needing_wakeup` marks what it returns,
+so several workers re-sending at once send at most one wake-up per job per interval, and no
 more wake-ups are sent than the queue lacks (a wake-up already waiting in the broker makes
-its receiver claim jobs until none is left).
+its receiver claim jobs until none is left). The same thread applies the checkpoint
+retention now and then.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def pending_wakeups(app: Celery, queue: str) -> int | None:
         return None
 
 
-def sweep_once(
+def resend_wakeups(
     app: Celery, sessions: sessionmaker[Session], settings: Settings, queues: list[str]
 ) -> int:
     """Re-send the wake-ups late jobs of `queues` need; returns how many were sent."""
@@ -93,14 +95,14 @@ def prune_once(sessions: sessionmaker[Session], settings: Settings) -> int:
     return len(pruned)
 
 
-class WakeupSweep(threading.Thread):
-    """Runs `sweep_once` now and then every `settings.sweep_interval_s` seconds, and the
+class WakeupResender(threading.Thread):
+    """Runs `resend_wakeups` now and then every `settings.sweep_interval_s` seconds, and the
     checkpoint retention (`prune_once`) every PRUNE_INTERVAL_S."""
 
     def __init__(
         self, app: Celery, sessions: sessionmaker[Session], settings: Settings, queues: list[str]
     ):
-        super().__init__(name="wakeup-sweep", daemon=True)
+        super().__init__(name="wakeup-resender", daemon=True)
         self.app, self.sessions, self.settings, self.queues = app, sessions, settings, queues
         self.done = threading.Event()
 
@@ -108,9 +110,9 @@ class WakeupSweep(threading.Thread):
         next_prune = time.monotonic()
         while not self.done.is_set():
             try:
-                sweep_once(self.app, self.sessions, self.settings, self.queues)
+                resend_wakeups(self.app, self.sessions, self.settings, self.queues)
             except Exception as exc:  # noqa: BLE001 - database or broker away: retry later
-                log.warning("event=sweep_failed error=%r", str(exc))
+                log.warning("event=wakeup_resend_failed error=%r", str(exc))
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_INTERVAL_S
                 try:
@@ -120,6 +122,6 @@ class WakeupSweep(threading.Thread):
             self.done.wait(self.settings.sweep_interval_s)
 
     def stop(self) -> None:
-        """End the thread after the sweep in progress."""
+        """End the thread after the pass in progress."""
         self.done.set()
         self.join(timeout=10)

@@ -232,7 +232,7 @@ def test_finish_job_rejects_a_non_final_status(session_factory, make_user, make_
         jobs.finish_job(s, job_id, "w1", JobStatus.queued)
 
 
-def test_the_sweep_wakes_each_late_job_once_per_interval(session_factory, make_user, make_job):
+def test_each_late_job_needs_its_wakeup_resent_once_per_interval(session_factory, make_user, make_job):
     owner = make_user("alice")
     late = make_job(owner, age_s=60)
     make_job(owner)  # just submitted: its own wake-up is on its way

@@ -2,8 +2,8 @@
 
 The API commits a new job, sends its wake-up, then records `wakeup_sent_at` in a second
 short transaction. A fast worker claims in between, and on PostgreSQL `SKIP LOCKED` passes
-over the locked row: the claim finds nothing and, before the fix, the job waited for the
-sweep (15–30 s; bench/service_speed.py saw 6 of 11 jobs start that late).
+over the locked row: the claim finds nothing and, before the fix, the job waited for its
+wake-up to be re-sent (15–30 s; bench/service_speed.py saw 6 of 11 jobs start that late).
 """
 
 from __future__ import annotations
