@@ -30,7 +30,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.errors import InvalidInput, NotFound
-from store.models import Experiment, JobStatus, utcnow
+from store.models import Experiment, utcnow
+from store.vocabulary import FINISHED
 
 CHECKPOINT_PREFIX = "task-"
 #: Longest file name (one path component) and whole path a request may name, in UTF-8
@@ -250,10 +251,9 @@ def prune_checkpoints(
     if retention_days <= 0:
         return []
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    finished = (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
     ids = session.scalars(
         select(Experiment.id).where(
-            Experiment.status.in_(finished),
+            Experiment.status.in_(FINISHED),
             Experiment.finished_at.is_not(None),
             Experiment.finished_at < cutoff,
         )

@@ -78,3 +78,11 @@ class TokenNotFound(NotFound):
     def __init__(self, token_id: int):
         super().__init__(f"token {token_id} does not exist; see `ewc tokens list`")
         self.token_id = token_id
+
+
+def error_reason(exc: BaseException, limit: int | None = None) -> str:
+    """The one line to show or log for a database error: the driver's own message when
+    SQLAlchemy wraps one (`exc.orig`), its first line, at most `limit` characters (the
+    exception's type when it has no message)."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]

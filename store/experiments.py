@@ -31,9 +31,8 @@ from store.models import (
     User,
     utcnow,
 )
+from store.vocabulary import ACTIVE, QUEUES
 
-QUEUES: tuple[str, ...] = ("cpu", "gpu")
-ACTIVE_STATUSES: tuple[JobStatus, ...] = (JobStatus.queued, JobStatus.running)
 _CURSOR_PREFIX = "e:"
 
 
@@ -48,7 +47,7 @@ def count_active_jobs(session: Session, user: User) -> int:
         session.scalar(
             select(func.count())
             .select_from(Experiment)
-            .where(Experiment.owner_id == user.id, Experiment.status.in_(ACTIVE_STATUSES))
+            .where(Experiment.owner_id == user.id, Experiment.status.in_(ACTIVE))
         )
         or 0
     )
@@ -114,6 +113,20 @@ def get_experiment(session: Session, experiment_id: int) -> Experiment:
     if experiment is None:
         raise ExperimentNotFound(experiment_id)
     return experiment
+
+
+def find_experiments(session: Session, ids: Sequence[int]) -> dict[int, Experiment]:
+    """{id: experiment} of those of `ids` that exist (owners loaded), in id order; unknown
+    ids are simply absent (the caller decides whether that is an error)."""
+    if not ids:
+        return {}
+    rows = session.scalars(
+        select(Experiment)
+        .options(joinedload(Experiment.owner))
+        .where(Experiment.id.in_(list(ids)))
+        .order_by(Experiment.id)
+    ).unique()
+    return {e.id: e for e in rows}
 
 
 class InvalidFilter(InvalidInput):
@@ -288,7 +301,7 @@ def queue_depths(session: Session) -> dict[str, dict[str, int]]:
     depths = {q: {"waiting": 0, "running": 0} for q in QUEUES}
     for queue, status, n in session.execute(
         select(Experiment.queue, Experiment.status, func.count())
-        .where(Experiment.status.in_(ACTIVE_STATUSES))
+        .where(Experiment.status.in_(ACTIVE))
         .group_by(Experiment.queue, Experiment.status)
     ):
         key = "waiting" if JobStatus(status) is JobStatus.queued else "running"

@@ -7,7 +7,7 @@ Lists of accuracies (one per task) are JSON columns, portable between SQLite and
 
 from __future__ import annotations
 
-import enum
+import math
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -25,8 +25,10 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 from sqlalchemy.types import TypeDecorator
+
+from store.vocabulary import JobStatus
 
 #: Stable constraint names, so Alembic autogenerate and downgrades stay predictable.
 NAMING_CONVENTION = {
@@ -43,23 +45,24 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+#: The summary metrics an experiment row also holds as float columns of the same names.
+SUMMARY_METRICS: tuple[str, ...] = ("average_accuracy", "bwt", "fwt", "forgetting")
+
+
+def summary_metric_values(summary: dict[str, Any] | None) -> dict[str, float | None]:
+    """{metric: value} of SUMMARY_METRICS for those columns: a finite number of the summary,
+    else None (absent, null, undefined for one task, or not a number)."""
+    values: dict[str, float | None] = {}
+    for name in SUMMARY_METRICS:
+        value = (summary or {}).get(name)
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        values[name] = float(value) if ok and math.isfinite(value) else None
+    return values
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class JobStatus(str, enum.Enum):
-    """A job's life: queued → running → succeeded | failed | cancelled."""
-
-    queued = "queued"
-    running = "running"
-    succeeded = "succeeded"
-    failed = "failed"
-    cancelled = "cancelled"
-
-    @property
-    def finished(self) -> bool:
-        return self in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -153,6 +156,12 @@ class Experiment(Base):
     current_epoch: Mapped[int] = mapped_column(Integer, default=0)
 
     summary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The summary's metrics again as indexed columns, so a listing filters and sorts on them
+    # in SQL (`store.run_search`); set from `summary` on every write of it.
+    average_accuracy: Mapped[float | None] = mapped_column(Float, index=True)
+    bwt: Mapped[float | None] = mapped_column(Float, index=True)
+    fwt: Mapped[float | None] = mapped_column(Float, index=True)
+    forgetting: Mapped[float | None] = mapped_column(Float, index=True)
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
@@ -167,9 +176,26 @@ class Experiment(Base):
         Index("ix_experiments_owner_status", "owner_id", "status"),
     )
 
+    @validates("summary")
+    def _set_summary_metrics(self, _key: str, summary: dict[str, Any] | None):
+        for name, value in summary_metric_values(summary).items():
+            setattr(self, name, value)
+        return summary
+
     @property
     def tag_names(self) -> list[str]:
         return [t.tag for t in self.tags]
+
+    @property
+    def progress(self) -> dict[str, int]:
+        """{"task", "num_tasks", "epoch", "total_epochs"}: the one progress shape of every
+        answer (the v1 body, the event stream, the comparison, the dashboard's updates)."""
+        return {
+            "task": self.current_task,
+            "num_tasks": self.num_tasks,
+            "epoch": self.current_epoch,
+            "total_epochs": self.total_epochs,
+        }
 
 
 class ExperimentTag(Base):

@@ -15,6 +15,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from store.models import EpochMetric, Experiment, JobStatus
+from store.vocabulary import FINISHED
 
 #: Upper bounds (seconds) of the job duration buckets: 1 s … 1 day.
 JOB_BUCKETS_S: tuple[float, ...] = (
@@ -69,7 +70,7 @@ def job_duration_histograms(
         )
         for status, count, total, *buckets in rows
     }
-    for status in (JobStatus.succeeded, JobStatus.failed, JobStatus.cancelled):
+    for status in FINISHED:
         found.setdefault(status.value, Histogram(bounds, [0] * len(bounds), 0, 0.0))
     return found
 

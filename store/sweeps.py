@@ -27,11 +27,8 @@ from sqlalchemy.orm import Session
 
 from store.errors import InvalidInput, NotFound
 from store.models import Experiment, JobStatus, Sweep
+from store.vocabulary import REPLICATE_KEYS, SWEEP_METRICS
 
-#: Keys averaged over, not swept: points that differ only in these form one group.
-REPLICATE_KEYS = ("seed",)
-#: The summary metrics a sweep reports (keys of `Experiment.summary`).
-SWEEP_METRICS = ("average_accuracy", "bwt", "forgetting")
 #: The largest number of experiments one sweep may create.
 MAX_GRID_POINTS = 500
 

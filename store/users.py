@@ -52,6 +52,12 @@ def get_user(session: Session, name: str) -> User:
     return user
 
 
+def user_name(session: Session, user_id: int) -> str:
+    """The name of the user with id `user_id` (the id as text if that user is gone)."""
+    user = session.get(User, user_id)
+    return user.name if user else str(user_id)
+
+
 def create_user(session: Session, name: str, *, is_admin: bool = False) -> User:
     """A new user; raises UserExists if the name is taken."""
     name = name.strip()
