@@ -21,12 +21,13 @@ from api.body_limit import BodySizeLimit
 from api.concurrency import ConcurrencyLimit
 from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
-from api.routes import artifacts, dashboard, events, experiments, health, queues, reports, sweeps
+from api.routes import ROUTERS
 from api.throttle import AuthThrottle
 from common.broker import make_celery
 from common.settings import Settings, get_settings
 from store import users
 from store.db import make_engine, make_session_factory, read_engine, unit_of_work
+from store.errors import error_reason
 
 log = logging.getLogger("ewc.api")
 
@@ -40,7 +41,7 @@ def _ensure_admin(app: FastAPI, token: str) -> None:
         log.info("event=admin_ensured user=%s", ADMIN_USER)
     except (SQLAlchemyError, ValueError) as exc:
         # Keep serving: /readyz reports the database; a restart retries this.
-        log.error("event=admin_not_ensured error=%r", str(exc).splitlines()[0])
+        log.error("event=admin_not_ensured error=%r", error_reason(exc))
 
 
 @asynccontextmanager
@@ -98,10 +99,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_queue=settings.api_queue,
         queue_timeout_s=settings.api_queue_timeout_s,
     )
-    # Reports first: `/v1/experiments/compare` must not be read as an experiment id.
-    for router in (reports.router, events.router, artifacts.router, sweeps.router,
-                   dashboard.router, dashboard.root_router):
-        app.include_router(router)
-    for router in (health.router, experiments.router, queues.router):
+    for router in ROUTERS:  # their one list, and why its order is safe: `api.routes`
         app.include_router(router)
     return app

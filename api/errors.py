@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from continual_core.spec import validation_problems
 from store.db import is_lock_conflict
-from store.errors import Conflict, InvalidInput, LimitReached, NotFound, StoreError
+from store.errors import Conflict, InvalidInput, LimitReached, NotFound, StoreError, error_reason
 
 log = logging.getLogger("ewc.api")
 
@@ -128,7 +128,7 @@ async def _http_handler(request: Request, exc: Exception) -> Response:
 
 async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
     if isinstance(exc, DataError):  # a value the column cannot hold: the request's fault
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+        reason = error_reason(exc, 200)
         log.warning("event=db_data_error path=%s error=%r", request.url.path, reason)
         return problems_response([("request", f"a value is out of range or malformed: {reason}")])
     if isinstance(exc, IntegrityError):
@@ -137,7 +137,7 @@ async def _database_handler(request: Request, exc: Exception) -> JSONResponse:
             status_code=status.HTTP_409_CONFLICT,
             content={"detail": "the request conflicts with stored data; retry or change it"},
         )
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:300]
+    reason = error_reason(exc, 300)
     kind, message, retry_after = database_unavailable(exc, reason)
     log.error("event=db_%s path=%s error=%r", kind, request.url.path, reason)
     return JSONResponse(

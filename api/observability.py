@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from store import experiments, stats, workers
+from store.errors import error_reason
 
 log = logging.getLogger("ewc.api")
 
@@ -51,7 +52,7 @@ class JobsCollector(Collector):
                 epochs = stats.epoch_duration_histogram(session)
                 fleet = workers.list_workers(session, self.heartbeat_timeout_s)
         except SQLAlchemyError as exc:
-            log.warning("event=metrics_db_error error=%r", str(exc).splitlines()[0])
+            log.warning("event=metrics_db_error error=%r", error_reason(exc))
             up.add_metric([], 0)
             yield up
             return

@@ -24,8 +24,6 @@ MATRIX_SIZE = (6.4, 5.2)
 CURVES_SIZE = (8.0, 4.5)
 SWEEP_SIZE = (7.2, 4.5)
 
-PLOT_KINDS = ("accuracy-matrix", "curves")
-
 
 class NothingToPlot(Exception):
     """The result holds no data for this plot yet (no finished task, no epoch)."""

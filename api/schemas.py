@@ -77,12 +77,7 @@ class ExperimentOut(BaseModel):
             spec=e.spec,
             queue=e.queue,
             priority=e.priority,
-            progress=Progress(
-                task=e.current_task,
-                num_tasks=e.num_tasks,
-                epoch=e.current_epoch,
-                total_epochs=e.total_epochs,
-            ),
+            progress=Progress(**e.progress),
             summary=e.summary,
             error=e.error,
             timings=e.timings,
@@ -170,3 +165,60 @@ class Health(BaseModel):
 
     status: str
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# Sweeps ------------------------------------------------------------------------------------
+
+
+class SweepCreated(BaseModel):
+    """The new sweep and its experiments (all queued)."""
+
+    id: int
+    name: str | None
+    grid: dict[str, list[Any]]
+    experiment_ids: list[int]
+
+
+class MetricStats(BaseModel):
+    """Mean and sample standard deviation over the succeeded runs of a point (fractions)."""
+
+    mean: float | None
+    std: float | None
+    n: int
+
+
+class SweepPoint(BaseModel):
+    """One grid point (its non-seed values) and the statistics of its runs."""
+
+    params: dict[str, Any]
+    experiment_ids: list[int]
+    counts: dict[str, int]
+    metrics: dict[str, MetricStats]
+    best: bool
+
+
+class SweepSummary(BaseModel):
+    """A sweep in a listing: its grid and how many of its runs are in each status."""
+
+    id: int
+    name: str | None
+    owner: str
+    grid: dict[str, list[Any]]
+    counts: dict[str, int]
+    created_at: datetime
+
+
+class SweepOut(SweepSummary):
+    """A sweep with per-point statistics; `best` repeats the best point's params."""
+
+    base_spec: dict[str, Any]
+    points: list[SweepPoint]
+    best: dict[str, Any] | None
+    experiments: list[dict[str, Any]]
+
+
+class SweepList(BaseModel):
+    """Sweeps newest first; pass `next_before` as `before` for the next page."""
+
+    items: list[SweepSummary]
+    next_before: int | None

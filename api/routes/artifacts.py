@@ -1,8 +1,9 @@
 """`/v1/experiments/{id}/artifacts`: the final model, per-task checkpoints (as zips) and
 TensorBoard files of an experiment, listed and downloaded.
 
-Every requested path goes through `store.artifacts.resolve_artifact`: nothing outside the
-experiment's artifacts folder can be read (`..`, absolute paths, symlinks out → 422).
+Every requested path goes through `store.artifacts.resolve_artifact` (in
+`api.services.artifacts`): nothing outside the experiment's artifacts folder can be read
+(`..`, absolute paths, symlinks out → 422).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 
 from api.deps import CurrentUser, ExperimentId, SessionDep, SettingsDep
 from api.schemas import ErrorMessage, ProblemList
+from api.services import artifacts as artifact_service
 from store import artifacts, experiments
 
 router = APIRouter(
@@ -78,18 +80,4 @@ def download_artifact(
     experiment_id: ExperimentId, path: str, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> FileResponse | StreamingResponse:
     """Download one artifact: a file as is, a folder (`task-1.zip`) as a zip made on the fly."""
-    experiments.get_experiment(session, experiment_id)
-    root = settings.resolved_artifacts_dir()
-    location, is_folder = artifacts.resolve_artifact(root, experiment_id, path)
-    filename = f"experiment-{experiment_id}-{path.replace('/', '-')}"
-    session.commit()  # no transaction (SQLite: no lock) held while the download streams
-    if is_folder:
-        spool = artifacts.zip_folder(
-            location, artifacts.experiment_dir(root, experiment_id).resolve()
-        )
-        return StreamingResponse(
-            artifacts.iter_chunks(spool),
-            media_type="application/zip",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    return FileResponse(location, media_type="application/octet-stream", filename=filename)
+    return artifact_service.download(session, settings, experiment_id, path)

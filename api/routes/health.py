@@ -11,15 +11,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.schemas import Health
 from common.broker import ping_broker
 from store.db import ping
+from store.errors import error_reason
 
 log = logging.getLogger("ewc.api")
 
 router = APIRouter(tags=["health"])
-
-
-def _reason(exc: Exception) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:300]
 
 
 @router.get("/healthz")
@@ -36,12 +32,12 @@ def readyz(request: Request) -> JSONResponse:
         ping(request.app.state.engine)
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means "not ready"; say which
-        checks["database"] = f"error: {_reason(exc)}"
+        checks["database"] = f"error: {error_reason(exc, 300)}"
     try:
         ping_broker(request.app.state.celery)
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
-        checks["broker"] = f"error: {_reason(exc)}"
+        checks["broker"] = f"error: {error_reason(exc, 300)}"
     ready = all(v == "ok" for v in checks.values())
     if not ready:
         log.warning("event=not_ready %s", " ".join(f"{k}={v!r}" for k, v in checks.items()))

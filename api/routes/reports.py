@@ -1,19 +1,19 @@
 """`/v1/experiments/...`: plots, comparison and export of stored metrics.
 
-Included before the experiments router, so `/v1/experiments/compare` is not read as an id.
+Registered before the experiments router (`api.routes.ROUTERS`), so
+`/v1/experiments/compare` is not read as an experiment id.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
-from fastapi.encoders import jsonable_encoder
 
-from api import plots, reports
+from api import plots
 from api.deps import CurrentUser, ExperimentId, SessionDep
-from api.schemas import ErrorMessage, ExperimentOut, ProblemList
+from api.schemas import ErrorMessage, ProblemList
+from api.services import reports
 from store import experiments
 
 router = APIRouter(
@@ -95,13 +95,7 @@ def curves_plot(
 def export_csv(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Response:
     """The metrics as CSV: one row per epoch (validation accuracy per task), then one
     "test" row per finished task (the accuracy matrix). Accuracies are fractions."""
-    experiment = experiments.get_experiment(session, experiment_id)
-    doc = experiments.metrics_document(session, experiment)
-    return Response(
-        reports.metrics_csv(doc, experiment_id),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="experiment-{experiment_id}.csv"'},
-    )
+    return reports.csv_export(session, experiment_id)
 
 
 @router.get(
@@ -111,13 +105,4 @@ def export_csv(experiment_id: ExperimentId, user: CurrentUser, session: SessionD
 )
 def export_json(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Response:
     """The experiment and its metrics document in one file: {"experiment", "metrics"}."""
-    experiment = experiments.get_experiment(session, experiment_id)
-    body = {
-        "experiment": ExperimentOut.of(experiment).model_dump(mode="json"),
-        "metrics": experiments.metrics_document(session, experiment),
-    }
-    return Response(
-        json.dumps(jsonable_encoder(body), indent=2),
-        media_type="application/json",
-        headers={"Content-Disposition": f'attachment; filename="experiment-{experiment_id}.json"'},
-    )
+    return reports.json_export(session, experiment_id)

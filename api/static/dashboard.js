@@ -4,9 +4,12 @@
 // - imageFallbacks(): an <img data-fallback="text"> that fails to load becomes the text.
 // The pages have no inline script or handler (their Content-Security-Policy allows only
 // this file): what a page needs is started below from its markup.
+// Words the server defines (the finished statuses, ...) come from <body data-vocabulary>
+// (api/vocabulary.py), never written out here.
 "use strict";
 const EWC = (() => {
-  const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+  const VOCABULARY = JSON.parse(document.body.dataset.vocabulary || "{}");
+  const FINISHED = new Set(VOCABULARY.finished_statuses || []);
   const pct = (x) => (x === null || x === undefined ? "–" : (100 * x).toFixed(1));
 
   function setBar(container, p, status) {

@@ -18,9 +18,5 @@ from fastapi import APIRouter
 
 from api.routes.dashboard import auth, forms, pages
 
-router = APIRouter(include_in_schema=False)
-for _part in (auth.router, pages.router, forms.router):
-    router.include_router(_part)
-root_router = auth.root_router
-
-__all__ = ["root_router", "router"]
+#: The dashboard's routers, for `api.routes.ROUTERS` (none of their paths overlap).
+ROUTERS: tuple[APIRouter, ...] = (auth.router, pages.router, forms.router, auth.root_router)

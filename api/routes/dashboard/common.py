@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from api.vocabulary import template_globals
 from continual_core.spec import DEFAULT_EWC_LAMBDA, DEFAULT_FIM_THRESHOLD
 from store import browser_sessions
 from store import experiments as store_experiments
@@ -38,7 +39,7 @@ def _pct(x: Any, digits: int = 1) -> str:
 
 TEMPLATES.env.filters["pct"] = _pct
 TEMPLATES.env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, default=str)
-TEMPLATES.env.globals["finished_statuses"] = ("succeeded", "failed", "cancelled")
+TEMPLATES.env.globals.update(template_globals())
 TEMPLATES.env.globals["default_ewc_lambda"] = DEFAULT_EWC_LAMBDA
 TEMPLATES.env.globals["default_fim_threshold"] = DEFAULT_FIM_THRESHOLD
 

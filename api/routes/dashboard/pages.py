@@ -12,16 +12,19 @@ from typing import Annotated
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
-from api import parsing, plots, reports
+from api import parsing, plots
 from api.deps import ExperimentId, SessionDep, SettingsDep, SweepId
-from api.routes import sweeps as sweep_routes
 from api.routes.dashboard.common import PageUser, experiment_or_404, make_router, render
-from api.routes.events import sse_response
+from api.services import artifacts as artifact_service
+from api.services import reports
+from api.services import sweeps as sweep_service
+from api.services.events import sse_response
+from api.vocabulary import PLOT_KINDS
 from store import artifacts as store_artifacts
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import NotFound, StoreError
-from store.models import JobStatus
+from store.vocabulary import STATUSES, SWEEP_METRICS, JobStatus
 
 router = make_router()
 
@@ -37,12 +40,11 @@ def experiment_list(
     cursor: str | None = None,
     submitted: int | None = None,
 ):
-    statuses = [s.value for s in JobStatus]
     error = None
     try:
         page = store_experiments.list_experiments(
             session,
-            status=JobStatus(status_) if status_ in statuses else None,
+            status=JobStatus(status_) if status_ in STATUSES else None,
             tag=tag or None,
             owner=owner or None,
             limit=50,
@@ -53,7 +55,7 @@ def experiment_list(
     return render(
         request, "experiments.html", user, experiments=page.items, next_cursor=page.next_cursor,
         filters={"status": status_ or "", "tag": tag or "", "owner": owner or ""},
-        statuses=statuses, submitted=submitted, error=error,
+        submitted=submitted, error=error,
     )  # fmt: skip
 
 
@@ -68,11 +70,10 @@ def progress(user: PageUser, session: SessionDep, ids: str = "") -> JSONResponse
     for exp in reports.load_existing(session, wanted):
         out[exp.id] = {
             "status": exp.status.value,
-            "task": exp.current_task, "num_tasks": exp.num_tasks,
-            "epoch": exp.current_epoch, "total_epochs": exp.total_epochs,
+            **exp.progress,
             "average_accuracy": (exp.summary or {}).get("average_accuracy"),
             "bwt": (exp.summary or {}).get("bwt"),
-        }  # fmt: skip
+        }
     return JSONResponse(out)
 
 
@@ -99,7 +100,7 @@ def experiment_plot(
     request: Request, experiment_id: ExperimentId, kind: str, user: PageUser, session: SessionDep
 ) -> Response:
     exp = experiment_or_404(session, experiment_id)
-    if kind not in plots.PLOT_KINDS:
+    if kind not in PLOT_KINDS:
         raise HTTPException(404, f"no plot named {kind!r}")
     try:
         png = reports.experiment_plot(session, reports.plot_cache(request.app.state), exp, kind)
@@ -119,12 +120,10 @@ def experiment_events(
 
 @router.get("/experiments/{experiment_id}/export.{fmt}", response_model=None)
 def export(experiment_id: ExperimentId, fmt: str, user: PageUser, session: SessionDep) -> Response:
-    from api.routes import reports as report_routes
-
     if fmt == "csv":
-        return report_routes.export_csv(experiment_id, user, session)
+        return reports.csv_export(session, experiment_id)
     if fmt == "json":
-        return report_routes.export_json(experiment_id, user, session)
+        return reports.json_export(session, experiment_id)
     raise HTTPException(404, "export as .csv or .json")
 
 
@@ -136,10 +135,8 @@ def artifact(
     session: SessionDep,
     settings: SettingsDep,
 ) -> FileResponse | StreamingResponse:
-    from api.routes import artifacts as artifact_routes
-
     try:
-        return artifact_routes.download_artifact(experiment_id, path, user, session, settings)
+        return artifact_service.download(session, settings, experiment_id, path)
     except StoreError as exc:
         code = 404 if isinstance(exc, NotFound) else 422
         raise HTTPException(code, str(exc)) from None
@@ -164,12 +161,10 @@ def sweep_page(request: Request, sweep_id: SweepId, user: PageUser, session: Ses
         sweep = store_sweeps.get_sweep(session, sweep_id)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    doc = sweep_routes.sweep_document(session, sweep)
-    x_key = sweep_routes.swept_key(sweep.grid)
+    doc = sweep_service.sweep_document(session, sweep)
     return render(
-        request, "sweep.html", user, sweep=doc, x_key=x_key,
+        request, "sweep.html", user, sweep=doc, x_key=sweep_service.swept_key(sweep.grid),
         has_results=any(p.metrics["average_accuracy"].n for p in doc.points),
-        metrics=store_sweeps.SWEEP_METRICS,
     )  # fmt: skip
 
 
@@ -177,10 +172,10 @@ def sweep_page(request: Request, sweep_id: SweepId, user: PageUser, session: Ses
 def sweep_plot(
     sweep_id: SweepId, user: PageUser, session: SessionDep, metric: str = "average_accuracy"
 ) -> Response:
-    if metric not in store_sweeps.SWEEP_METRICS:
-        raise HTTPException(404, f"metric must be one of {', '.join(store_sweeps.SWEEP_METRICS)}")
+    if metric not in SWEEP_METRICS:
+        raise HTTPException(404, f"metric must be one of {', '.join(SWEEP_METRICS)}")
     try:
-        png = sweep_routes.sweep_png(session, sweep_id, metric, None)
+        png = sweep_service.sweep_png(session, sweep_id, metric, None)
     except NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})

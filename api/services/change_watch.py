@@ -4,8 +4,8 @@ Each stream used to poll the database itself (three queries every half second: 2
 streams were 1,200 queries a second, more than two cores can serve beside the API).
 Now a stream registers its experiment here and sleeps; one task polls a cheap mark of
 every watched experiment — its status and the numbers of its newest epoch and task rows —
-in one query (per `CHUNK` ids) every `poll_s` seconds, and wakes the streams whose mark
-changed; only they read their new rows.
+in one query (per `store.updates.CHUNK` ids) every `poll_s` seconds, and wakes the streams
+whose mark changed; only they read their new rows.
 
 No change is missed: a stream registers *before* its first read, and every mark the
 poller sees after that which differs from the last one wakes it.
@@ -17,43 +17,22 @@ import asyncio
 import logging
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from store.models import EpochMetric, Experiment, TaskResult
+from store import updates
+from store.errors import error_reason
 
 log = logging.getLogger("ewc.api")
 
-#: Ids per query (well below every backend's limit on bound parameters).
-CHUNK = 500
 _GONE = ("deleted",)
 
 
 def marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, tuple[Any, ...]]:
     """{id: (status, newest epoch, newest task)} of the experiments that exist."""
-    newest_epoch = (
-        select(func.max(EpochMetric.epoch))
-        .where(EpochMetric.experiment_id == Experiment.id)
-        .scalar_subquery()
-    )
-    newest_task = (
-        select(func.max(TaskResult.task))
-        .where(TaskResult.experiment_id == Experiment.id)
-        .scalar_subquery()
-    )
-    found: dict[int, tuple[Any, ...]] = {}
     with factory() as session:
-        for start in range(0, len(ids), CHUNK):
-            rows = session.execute(
-                select(Experiment.id, Experiment.status, newest_epoch, newest_task).where(
-                    Experiment.id.in_(ids[start : start + CHUNK])
-                )
-            )
-            for eid, status, epoch, task in rows:
-                found[eid] = (str(status), epoch, task)
-    return found
+        return updates.marks(session, ids)
 
 
 class ChangeWatch:
@@ -98,7 +77,7 @@ class ChangeWatch:
             try:
                 found = await run_in_threadpool(marks, self.factory, ids)
             except SQLAlchemyError as exc:  # the streams wait; their keep-alives go on
-                log.warning("event=stream_poll_failed error=%r", str(exc).splitlines()[0])
+                log.warning("event=stream_poll_failed error=%r", error_reason(exc))
                 continue
             for eid in ids:
                 mark = found.get(eid, _GONE)

@@ -1,5 +1,5 @@
 """What researchers look at, assembled from the store: plots of an experiment (cached),
-comparison of several experiments, and CSV export of the metrics.
+comparison of several experiments, and the CSV and JSON exports of the metrics.
 
 Shared by the v1 routes (`api.routes.reports`) and the dashboard (`api.routes.dashboard`).
 Accuracies are fractions in [0, 1]; plot images are PNG bytes.
@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, joinedload
+from fastapi import Response
+from fastapi.encoders import jsonable_encoder
+from sqlalchemy.orm import Session
 
 from api import parsing, plots
+from api.schemas import ExperimentOut
+from api.vocabulary import PLOT_KINDS
 from store import experiments as store_experiments
 from store.errors import InvalidInput, NotFound
 from store.models import Experiment
@@ -70,7 +74,7 @@ def experiment_plot(
         return cache.get_or_render(
             key, lambda: plots.curves_png(doc, title=f"{title}: validation accuracy per task")
         )
-    raise NotFound(f"no plot named {kind!r}; choose one of {', '.join(plots.PLOT_KINDS)}")
+    raise NotFound(f"no plot named {kind!r}; choose one of {', '.join(PLOT_KINDS)}")
 
 
 # Comparison -------------------------------------------------------------------------------
@@ -92,10 +96,7 @@ def parse_ids(text: str | None) -> list[int]:
 
 def load_experiments(session: Session, ids: list[int]) -> list[Experiment]:
     """The experiments in the order of `ids`; `ExperimentsNotFound` lists every unknown id."""
-    rows = session.scalars(
-        select(Experiment).options(joinedload(Experiment.owner)).where(Experiment.id.in_(ids))
-    ).unique()
-    found = {e.id: e for e in rows}
+    found = store_experiments.find_experiments(session, ids)
     missing = [i for i in ids if i not in found]
     if missing:
         raise ExperimentsNotFound(missing)
@@ -104,9 +105,7 @@ def load_experiments(session: Session, ids: list[int]) -> list[Experiment]:
 
 def load_existing(session: Session, ids: list[int]) -> list[Experiment]:
     """Those of `ids` that exist (unknown ids are skipped), in id order."""
-    if not ids:
-        return []
-    return list(session.scalars(select(Experiment).where(Experiment.id.in_(ids)).order_by(Experiment.id)))
+    return list(store_experiments.find_experiments(session, ids).values())
 
 
 def flatten(spec: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -161,12 +160,7 @@ def comparison(experiments: list[Experiment]) -> dict[str, Any]:
                 "status": e.status.value,
                 "tags": e.tag_names,
                 "summary": e.summary,
-                "progress": {
-                    "task": e.current_task,
-                    "num_tasks": e.num_tasks,
-                    "epoch": e.current_epoch,
-                    "total_epochs": e.total_epochs,
-                },
+                "progress": e.progress,
             }
             for e in experiments
         ],
@@ -208,3 +202,28 @@ def metrics_csv(doc: Mapping[str, Any], experiment_id: int) -> str:
     for i, row in enumerate(matrix, start=1):
         writer.writerow([experiment_id, "test", i, "", "", "", *cells(row), "", ""])
     return out.getvalue()
+
+
+def csv_export(session: Session, experiment_id: int) -> Response:
+    """`export.csv` of a stored experiment (`metrics_csv`), as a download."""
+    experiment = store_experiments.get_experiment(session, experiment_id)
+    doc = store_experiments.metrics_document(session, experiment)
+    return Response(
+        metrics_csv(doc, experiment_id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="experiment-{experiment_id}.csv"'},
+    )
+
+
+def json_export(session: Session, experiment_id: int) -> Response:
+    """`export.json`: the experiment and its metrics document in one file, as a download."""
+    experiment = store_experiments.get_experiment(session, experiment_id)
+    body = {
+        "experiment": ExperimentOut.of(experiment).model_dump(mode="json"),
+        "metrics": store_experiments.metrics_document(session, experiment),
+    }
+    return Response(
+        json.dumps(jsonable_encoder(body), indent=2),
+        media_type="application/json",
+        headers={"Content-Disposition": f'attachment; filename="experiment-{experiment_id}.json"'},
+    )

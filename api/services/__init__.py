@@ -1,0 +1,13 @@
+"""What the routes call: the logic the v1 routes and the dashboard share, above the store.
+
+A route module (`api.routes.*`) parses a request, calls a service or a `store` function and
+shapes the answer; it never imports another route module, so the dashboard reaches the
+same plots, exports, downloads, sweep documents and event streams as `/v1` through here.
+Services hold no SQL either: every statement lives in `store/`.
+
+- `reports`: plots of an experiment (cached), the comparison, CSV and JSON exports;
+- `sweeps`: a sweep's statistics document and its plot;
+- `events`: an experiment's live progress as server-sent events;
+- `change_watch`: the one database poll behind every open event stream;
+- `artifacts`: downloading an artifact (a file, or a folder zipped on the fly).
+"""
