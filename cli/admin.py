@@ -46,7 +46,7 @@ def _session() -> Iterator[Session]:
     from sqlalchemy.exc import SQLAlchemyError
 
     from store.db import make_engine, make_session_factory, unit_of_work
-    from store.errors import StoreError
+    from store.errors import StoreError, error_reason
 
     url = _database_url()
     engine = make_engine(url)
@@ -56,7 +56,7 @@ def _session() -> Iterator[Session]:
     except (StoreError, ValueError) as exc:
         raise _fail(str(exc)) from None
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = error_reason(exc)
         raise _fail(
             f"database {_shown(url)}: {reason} (is it reachable, and migrated with `ewc migrate`?)"
         ) from None
@@ -74,6 +74,7 @@ def migrate() -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from cli.local_service import make_private_sqlite, mask_password
+    from store.errors import error_reason
     from store.migrate import current_revision, upgrade
 
     url = _database_url()
@@ -82,7 +83,7 @@ def migrate() -> None:
         upgrade(url)
         revision = current_revision(url)
     except (SQLAlchemyError, OSError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = error_reason(exc)
         raise _fail(f"could not migrate {_shown(url)}: {mask_password(reason, url)}") from None
     typer.echo(f"database {_shown(url)} is at revision {revision} (head)")
 

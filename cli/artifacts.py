@@ -29,6 +29,7 @@ def prune(
 
     from store.artifacts import prune_checkpoints
     from store.db import make_engine, make_session_factory, unit_of_work
+    from store.errors import error_reason
 
     settings = get_settings()
     retention = settings.artifact_retention_days if days is None else days
@@ -38,7 +39,7 @@ def prune(
         with unit_of_work(make_session_factory(engine)) as session:
             pruned = prune_checkpoints(session, root, retention, dry_run=dry_run)
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        reason = error_reason(exc)
         typer.secho(f"error: cannot read the database ({reason}); run `ewc migrate`?",
                     fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None

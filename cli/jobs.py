@@ -20,8 +20,9 @@ from cli import flags as F
 from cli import live
 from cli.client import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console, fail
 from cli.report import result_renderables
+from store.vocabulary import FINISHED_STATUSES
 
-FINISHED = {"succeeded", "failed", "cancelled"}
+FINISHED = frozenset(FINISHED_STATUSES)
 
 
 def _progress_text(exp: dict) -> str:

@@ -2,7 +2,8 @@
 (server-sent events) with httpx streaming, and save a plot PNG to a file.
 
 Used by `ewc submit --wait` (through `jobs.wait_for`), `ewc sweep --wait` and
-`ewc results --plot`. No TensorFlow, no server code: only httpx.
+`ewc results --plot`. No TensorFlow, no server code: only httpx (and the plot kinds,
+from `api.vocabulary`, which imports nothing).
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from api.vocabulary import PLOT_KINDS
+
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from cli.client import Client
 
-PLOT_KINDS = ("curves", "accuracy-matrix")
 #: Seconds without a byte (the server sends a keep-alive every 15 s) before giving up.
 READ_TIMEOUT_S = 60.0
 

@@ -21,8 +21,9 @@ from rich.table import Table
 from cli import flags as F
 from cli.client import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console
 from store.sweeps import GridError, parse_grid_entries
+from store.vocabulary import FINISHED_STATUSES
 
-FINISHED = {"succeeded", "failed", "cancelled"}
+FINISHED = FINISHED_STATUSES
 
 
 def parse_grid(options: list[str]) -> dict[str, list[Any]]:
