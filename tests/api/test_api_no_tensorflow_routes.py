@@ -27,8 +27,8 @@ import pytest
 from store.db import make_engine, make_session_factory, unit_of_work
 from store.migrate import upgrade
 from store.models import EpochMetric, Experiment, JobStatus, TaskResult, User, utcnow
-from tests.dashboard.conftest import csrf_of, new_form, sample_result, sweep_form
 from tests.e2e.conftest import free_port, wait_healthy
+from tests.fixtures.dashboard import csrf_of, new_form, sample_result, sweep_form
 
 pytestmark = pytest.mark.e2e
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.dashboard.conftest import sweep_form
+from tests.fixtures.dashboard import sweep_form
 
 BAD_IDS = ["1,²", "٣", "1," + "9" * 20, str(2**63), "1,0", "x"]
 

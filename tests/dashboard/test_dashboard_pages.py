@@ -9,8 +9,14 @@ from sqlalchemy import select
 
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus
-from tests.dashboard.conftest import ADMIN_TOKEN, log_in, new_form, sample_result, sweep_form
-from tests.dashboard.test_plots import png_size
+from tests.fixtures.dashboard import (
+    ADMIN_TOKEN,
+    log_in,
+    new_form,
+    png_size,
+    sample_result,
+    sweep_form,
+)
 
 
 def test_pages_need_a_login(api):

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from store import users
 from store.db import unit_of_work
 from store.models import ApiToken, BrowserSession, Experiment, JobStatus, Sweep, utcnow
-from tests.dashboard.conftest import ADMIN_TOKEN, csrf_of, log_in, new_form, sweep_form
+from tests.fixtures.dashboard import ADMIN_TOKEN, csrf_of, log_in, new_form, sweep_form
 
 ATTACKER = "http://127.0.0.1:9999"  # another port of the same host: same site, other origin
 
@@ -241,7 +241,7 @@ INLINE = re.compile(r"<script(?![^>]*\bsrc=)|\sstyle=|\son[a-z]+=", re.IGNORECAS
 
 
 def test_every_dashboard_response_carries_the_security_headers(ui, admin_id, make_experiment):
-    from tests.dashboard.conftest import sample_result
+    from tests.fixtures.dashboard import sample_result
 
     done = make_experiment(admin_id, result=sample_result(2), num_tasks=2, total_epochs=4,
                            current_task=2, current_epoch=4)  # fmt: skip

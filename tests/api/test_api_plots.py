@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import struct
 import sys
 
 import pytest
 
 from api import plots
-from tests.dashboard.conftest import sample_result
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """(width, height) from a PNG's IHDR chunk; fails if `data` is not a PNG."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG signature"
-    assert data[12:16] == b"IHDR"
-    return struct.unpack(">II", data[16:24])
+from tests.fixtures.dashboard import png_size, sample_result
 
 
 def test_accuracy_matrix_png_has_the_documented_size():

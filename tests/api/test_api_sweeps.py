@@ -6,7 +6,7 @@ from sqlalchemy import func, select, update
 
 from store.db import unit_of_work
 from store.models import Experiment, JobStatus
-from tests.dashboard.test_plots import png_size
+from tests.fixtures.dashboard import png_size
 
 BASE = {"dataset": "digits", "dataset_update": "permute", "splits": 2, "epochs": 2, "ewc": {}}
 

@@ -2,47 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 
-from sqlalchemy import update
-
-from store.db import unit_of_work
-from store.models import EpochMetric, Experiment, JobStatus, TaskResult
-
-
-def parse_sse(text: str) -> list[tuple[str, str | None, dict]]:
-    """(event, id, data) of every message of an SSE body (comments and retry skipped)."""
-    events = []
-    for block in text.strip().split("\n\n"):
-        fields = dict(
-            line.split(": ", 1) for line in block.splitlines() if not line.startswith((":", "retry"))
-        )
-        if "event" in fields:
-            events.append((fields["event"], fields.get("id"), json.loads(fields["data"])))
-    return events
-
-
-def run_fake_job(factory, exp_id: int, ready: threading.Event) -> None:
-    """Write what a worker writes for a 2-task, 4-epoch job, slowly, then finish it."""
-    ready.wait(10)
-    time.sleep(0.2)
-    with unit_of_work(factory) as s:
-        s.execute(update(Experiment).where(Experiment.id == exp_id).values(status=JobStatus.running))
-    epoch = 0
-    for task in (1, 2):
-        for task_epoch in (1, 2):
-            epoch += 1
-            time.sleep(0.1)
-            with unit_of_work(factory) as s:
-                s.add(EpochMetric(experiment_id=exp_id, task=task, epoch=epoch, task_epoch=task_epoch,
-                                  loss=1.0 / epoch, val_accuracy=[0.5, 0.1], train_s=0.1, eval_s=0.0))
-        with unit_of_work(factory) as s:
-            s.add(TaskResult(experiment_id=exp_id, task=task, test_accuracy=[0.9, 0.1 * task]))
-    with unit_of_work(factory) as s:
-        s.execute(update(Experiment).where(Experiment.id == exp_id).values(
-            status=JobStatus.succeeded, summary={"average_accuracy": 0.5, "bwt": 0, "forgetting": 0}))
+from tests.fixtures.events import parse_sse, run_fake_job
 
 
 def test_events_arrive_in_order_and_the_stream_ends(api, admin_id, make_experiment, session_factory):
@@ -74,7 +36,7 @@ def test_events_arrive_in_order_and_the_stream_ends(api, admin_id, make_experime
 
 
 def test_a_finished_job_replays_and_resumes_after_last_event_id(api, admin_id, make_experiment):
-    from tests.dashboard.conftest import sample_result
+    from tests.fixtures.dashboard import sample_result
 
     exp = make_experiment(admin_id, result=sample_result(2, 2))
     events = parse_sse(api.get(f"/v1/experiments/{exp}/events").text)

@@ -17,10 +17,9 @@ from cli.local_service import api_command
 from cli.main import app as ewc_app
 from common.settings import Settings
 from store.models import JobStatus
-from tests.dashboard.conftest import ADMIN_TOKEN, sample_result
-from tests.dashboard.test_events_api import run_fake_job
-from tests.dashboard.test_plots import png_size
 from tests.e2e.conftest import free_port, spawn, wait_healthy
+from tests.fixtures.dashboard import ADMIN_TOKEN, png_size, sample_result
+from tests.fixtures.events import run_fake_job
 
 runner = CliRunner()
 #: Each test starts a server process: SQLite only here (the TestClient tests cover PostgreSQL).

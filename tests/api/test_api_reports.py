@@ -6,8 +6,7 @@ import csv
 import io
 
 from store.models import JobStatus
-from tests.dashboard.conftest import sample_result
-from tests.dashboard.test_plots import png_size
+from tests.fixtures.dashboard import png_size, sample_result
 
 
 def test_plots_render_and_are_cached(api, admin_id, make_experiment):
