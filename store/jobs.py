@@ -20,7 +20,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from store.models import EpochMetric, Experiment, JobStatus, TaskResult, utcnow
+from store.models import (
+    EpochMetric,
+    Experiment,
+    JobStatus,
+    TaskResult,
+    summary_metric_values,
+    utcnow,
+)
 
 
 def is_postgres(session: Session) -> bool:
@@ -198,7 +205,8 @@ def finish_job(
     """End a job this worker runs with a final `status`; True if it was still ours.
 
     `summary`, `timings` and `versions` are written when given (a failed job keeps whatever
-    it had); `error` is a one-line reason for failed or cancelled jobs.
+    it had), the summary's metrics also to their columns; `error` is a one-line reason for
+    failed or cancelled jobs.
     """
     if not JobStatus(status).finished:
         raise ValueError(f"finish_job: status must be succeeded, failed or cancelled, not {status}")
@@ -206,6 +214,8 @@ def finish_job(
     for key, value in (("summary", summary), ("timings", timings), ("versions", versions)):
         if value is not None:
             values[key] = value
+    if summary is not None:  # and its metrics as columns, for filters and sorting in SQL
+        values.update(summary_metric_values(summary))
     return set_where(session, _owned(experiment_id, worker), **values)
 
 
