@@ -14,21 +14,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.orm import Session, sessionmaker
 
 from continual_core.events import Callback, EpochEnd, RunStart, TaskEnd
 from store import jobs
 from store.db import unit_of_work
+from worker.retry import DATABASE_AWAY, one_line, retry
 from worker.watch import StopReason
 
 log = logging.getLogger("ewc.worker")
-
-#: Longest error text stored on a job (the log has the rest).
-MAX_ERROR_CHARS = 1000
-#: Errors that mean "the database cannot be reached right now" (retried, not fatal).
-DATABASE_AWAY = (OperationalError, InterfaceError, PoolTimeoutError)
 
 
 @dataclass
@@ -69,18 +63,13 @@ class StoreCallback(Callback):
         """One write in its own transaction; waits up to `db_retry_s` for a database that is
         away (training pauses meanwhile; not at all once the worker is shutting down), then
         raises. A lost claim asks the run to stop."""
-        give_up = time.monotonic() + self.db_retry_s
-        pause = 0.5
-        while True:
-            try:
-                with unit_of_work(self.sessions) as session:
-                    ours = fn(session, self.experiment_id, self.worker, **values)
-                break
-            except DATABASE_AWAY as exc:
-                # Shutting down (a host stopping takes its database along): no waiting, the
-                # job is handed back or, failing that, taken over once its heartbeat expires.
-                if self.shutting_down.is_set() or time.monotonic() + pause > give_up:
-                    raise
+
+        def write() -> bool:
+            with unit_of_work(self.sessions) as session:
+                return fn(session, self.experiment_id, self.worker, **values)
+
+        def waiting(exc: Exception, _tries: int, pause: float, retrying: bool) -> None:
+            if retrying:
                 log.warning(
                     "event=write_retry experiment_id=%s while=%s retry_in_s=%.1f error=%r",
                     self.experiment_id,
@@ -88,8 +77,16 @@ class StoreCallback(Callback):
                     pause,
                     one_line(exc)[:200],
                 )
-                self.shutting_down.wait(pause)
-                pause = min(pause * 2, 5.0)
+
+        # Shutting down (a host stopping takes its database along): no waiting, the job is
+        # handed back or, failing that, taken over once its heartbeat expires.
+        ours = retry(
+            write,
+            retry_on=DATABASE_AWAY,
+            budget_s=self.db_retry_s,
+            interrupt=self.shutting_down,
+            on_failure=waiting,
+        )
         if not ours:
             log.warning(
                 "event=claim_lost experiment_id=%s worker=%s while=%s",
@@ -160,9 +157,3 @@ class StoreCallback(Callback):
             return "before the first epoch ended"
         return f"after task {self.task}, epoch {self.epoch}"
 
-
-def one_line(exc: BaseException) -> str:
-    """`Type: message` on one line, at most MAX_ERROR_CHARS characters."""
-    text = " ".join(str(exc).split())
-    line = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"

@@ -27,7 +27,8 @@ from common.broker import RUN_NEXT_TASK, make_celery
 from common.settings import Settings
 from store import claims
 from store.db import make_engine, make_session_factory, unit_of_work
-from worker.runner import Outcome, run_job
+from worker.outcome import Outcome
+from worker.runner import run_job
 
 log = logging.getLogger("ewc.worker")
 
@@ -94,7 +95,7 @@ class WorkerRuntime:
                 if locked_out and time.monotonic() < hint_deadline:
                     # The job this wake-up is for waits, but its row is locked for a moment
                     # (the API recording that it sent this wake-up): without a retry it
-                    # would wait for the sweep, EWC_SWEEP_INTERVAL_S or more.
+                    # would wait for its wake-up to be re-sent, EWC_SWEEP_INTERVAL_S or more.
                     time.sleep(HINT_RETRY_S)
                     continue
                 break
