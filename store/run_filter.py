@@ -32,8 +32,8 @@ from store.models import SUMMARY_METRICS, JobStatus
 Op = Literal["=", "!=", "<", "<=", ">", ">=", "in", "like"]
 Value = float | str | bool | None
 
-#: The plain keys (columns of the run or of its owner, sweep, tags).
 STATUSES: tuple[str, ...] = tuple(s.value for s in JobStatus)
+#: The plain keys (columns of the run or of its owner, sweep, tags).
 FIELDS: tuple[str, ...] = ("status", "tag", "owner", "name", "sweep")
 #: Keys `order_by` cannot use: a run has many tags.
 UNSORTABLE: tuple[str, ...] = ("tag",)
@@ -166,14 +166,16 @@ class _Parser:
         return token
 
     def fail(self, token: _Token, problem: str, hint: str = "") -> FilterError:
-        shown = token.text if token.kind != "end" else "the end"
+        shown = {"end": "the end", "string": token.text}.get(token.kind, repr(token.text))
         return FilterError(self.field, token.position, token.text,
-                           problem.replace("{token}", repr(shown) if token.text else shown), hint)
+                           problem.replace("{token}", shown), hint)
 
     def key(self, *, sortable: bool = False) -> Key:
         token = self.take()
         if token.kind != "word":
             raise self.fail(token, "expected a key, not {token}", _KEY_HINT)
+        if token.word in ("or", "not"):
+            raise self.fail(token, "expected a key, not {token}", _ONLY_AND)
         kind, _, rest = token.text.partition(".")
         path = tuple(rest.split(".")) if rest else ()
         if kind in FIELDS and not path:
@@ -207,18 +209,25 @@ class _Parser:
             value = token.word == "true"
         elif token.word == "null":
             if op not in ("=", "!="):
-                raise self.fail(token, "null only compares with = or !=", "")
+                raise self.fail(token, "null only compares with = or !=")
+            if key.kind in ("status", "owner"):
+                raise self.fail(token, f"{key.text} is never null")
             return None
+        elif token.kind == "word":
+            raise self.fail(token, "expected a value, not {token}",
+                            f"quote text: '{token.text}'")
         else:
             raise self.fail(token, "expected a value, not {token}",
                             "a number, 'quoted text', true, false or null")
-        ops, types = _RULES[key.kind]
+        types = _RULES[key.kind][1]
         if type(value) not in types:
             raise self.fail(token, f"{key.text} compares with "
                             f"{' or '.join(_TYPE_WORDS[t] for t in types)}, not {{token}}")
         if op == "like" and not isinstance(value, str):
-            raise self.fail(token, "like takes a 'quoted pattern', not {token}",
-                            "% matches any run of characters, _ any one")
+            raise self.fail(token, "like takes a 'quoted pattern', not {token}", _LIKE_HINT)
+        if op == "like" and not _LIKE_PATTERN.fullmatch(value):
+            raise self.fail(token, "a \\ in a like pattern must escape %, _ or \\",
+                            _LIKE_HINT)
         if op in _ORDERING and isinstance(value, bool):
             raise self.fail(token, f"{op} does not compare true or false")
         if key.kind == "status" and value not in STATUSES:
@@ -239,7 +248,8 @@ class _Parser:
             raise self.fail(token, f"{key.text} does not take {op}",
                             "use " + " ".join(o for o in _OP_ORDER if o in ops))
         if op != "in":
-            return Comparison(key, op, (self.value(key, op),), key.position)  # type: ignore[arg-type]
+            value = self.value(key, op)
+            return Comparison(key, op, (value,), key.position)  # type: ignore[arg-type]
         opening = self.take()
         if opening.text != "(":
             raise self.fail(opening, "expected ( after in, not {token}", "in ('a', 'b')")
@@ -258,11 +268,14 @@ class _Parser:
     def end(self, expected: str) -> None:
         token = self.peek()
         if token.kind != "end":
-            hint = ("only and joins conditions; run one query per alternative, or use in (...)"
-                    if token.word in ("or", "not") else "")
+            hint = _ONLY_AND if token.word in ("or", "not") else ""
             raise self.fail(token, f"expected {expected}, not {{token}}", hint)
 
 
+_ONLY_AND = "only and joins conditions; run one query per alternative, or use in (...)"
+_LIKE_HINT = "% matches any run of characters, _ any one; \\% \\_ \\\\ match themselves"
+#: A like pattern whose every \ escapes %, _ or \ (PostgreSQL refuses a trailing one).
+_LIKE_PATTERN = re.compile(r"(?:[^\\]|\\[%_\\])*", re.DOTALL)
 _OP_ORDER = ("=", "!=", "<", "<=", ">", ">=", "in", "like")
 _KEY_HINT = ("expected params.<spec field>, metrics.<summary key> or one of "
              + ", ".join(FIELDS))
@@ -270,7 +283,7 @@ _KEY_HINT = ("expected params.<spec field>, metrics.<summary key> or one of "
 
 def _choices(given: str, allowed: Collection[str]) -> str:
     close = difflib.get_close_matches(given, list(allowed), n=1)
-    listed = ", ".join(sorted(allowed) if len(allowed) > 12 else allowed)
+    listed = ", ".join(allowed if isinstance(allowed, tuple) else sorted(allowed))
     return (f"did you mean {close[0]}? " if close else "") + f"expected one of {listed}"
 
 
