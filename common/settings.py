@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default=None,
         description="Checkpoints and final models. Unset: <data_dir>/artifacts.",
     )
+    artifacts_url: str | None = Field(
+        default=None,
+        description="Where artifacts are stored: s3://bucket/prefix (an S3-compatible "
+        "bucket; endpoint and credentials from the standard AWS_* variables, "
+        "AWS_ENDPOINT_URL for MinIO) or a local folder. Unset: the artifacts folder.",
+    )
 
     # The API --------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API listens on.")
@@ -170,6 +176,17 @@ class Settings(BaseSettings):
             )
         return token
 
+    @field_validator("artifacts_url")
+    @classmethod
+    def _no_credentials_in_url(cls, url: str | None) -> str | None:
+        url = (url or "").strip() or None
+        if url and "://" in url and "@" in url.split("://", 1)[1].split("/", 1)[0]:
+            raise ValueError(
+                "EWC_ARTIFACTS_URL must not hold credentials; give them as "
+                "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY (or an AWS profile)"
+            )
+        return url
+
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite under `data_dir`."""
         if self.database_url:
@@ -183,6 +200,16 @@ class Settings(BaseSettings):
     def resolved_artifacts_dir(self) -> Path:
         """The artifacts folder (checkpoints, final models)."""
         return self.artifacts_dir or self.data_dir / "artifacts"
+
+    def resolved_artifacts_url(self) -> str:
+        """Where artifacts are stored: EWC_ARTIFACTS_URL, else the artifacts folder."""
+        return self.artifacts_url or str(self.resolved_artifacts_dir())
+
+    def artifact_store(self):  # -> common.storage.ArtifactStore (imported on use: boto3)
+        """The artifact store of `resolved_artifacts_url()` (common.storage.open_store)."""
+        from common.storage import open_store
+
+        return open_store(self.resolved_artifacts_url())
 
 
 @lru_cache
