@@ -198,3 +198,21 @@ def test_static_files(ui):
     assert ui.get("/ui/static/style.css").headers["content-type"].startswith("text/css")
     assert "followExperiment" in ui.get("/ui/static/dashboard.js").text
     assert ui.get("/ui/static/..%2Fapp.py").status_code == 404
+
+
+def test_pages_hand_the_script_its_vocabulary(ui):
+    # dashboard.js reads the finished statuses from <body data-vocabulary>, not a copy.
+    import html
+    import json
+
+    from store.vocabulary import FINISHED_STATUSES, STATUSES
+
+    for path in ("/ui/", "/ui/sweeps", "/ui/login"):
+        page = ui.get(path).text
+        found = re.search(r"<body data-vocabulary='([^']*)'>", page)
+        assert found, path
+        vocabulary = json.loads(html.unescape(found.group(1)))
+        assert vocabulary == {"statuses": list(STATUSES), "finished_statuses": list(FINISHED_STATUSES)}
+    script = ui.get("/ui/static/dashboard.js").text
+    assert "dataset.vocabulary" in script
+    assert not any(f"\"{s}\"" in script for s in ("failed", "cancelled")), "a copied status list"
