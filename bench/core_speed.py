@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         mine = Learner(spec)
         naive_ewc = NaiveEWC(spec.ewc_lambda)
         for _ in range(k):
-            mine.ewc.consolidate(fisher, mine.weights)  # type: ignore[union-attr]
+            mine.methods["ewc"].quadratic.consolidate(fisher, mine.weights)  # type: ignore[attr-defined]
             naive_ewc.add(fisher, mine.weights)
         other = Learner(spec)
         fns[f"ours{k}"] = steps(mine._train_step, x, y, batches)

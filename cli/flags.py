@@ -1,34 +1,37 @@
 """The original project's command-line flags, as Typer options, turned into an
 `ExperimentSpec`.
 
-Both `ewc run` (train here) and `ewc submit` (train on the service) take these flags, with
-the original's names and defaults; the defaults are read from `ExperimentSpec` so there is
-one source of truth. `spec_from_flags` validates through the spec and turns a validation
-error into a message naming the flag.
+`ewc run` (train here), `ewc submit` and `ewc sweep` (train on the service) take these
+flags, with the original's names and defaults; the defaults are read from `ExperimentSpec`
+so there is one source of truth. Each registered method's flags are generated from its
+config model (`continual_core.methods`): `--<method>` switches it on, `--<method>-<field>`
+sets a field, with the field's default and description (`--ewc`, `--ewc-lambda`,
+`--ewc-samples`). The registry is read when a command line is parsed, so a method
+registered at run time has its flags. `spec_from_flags` validates through the spec and
+turns a validation error into a message naming the flag.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from types import NoneType, UnionType
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import typer
 from pydantic import ValidationError
+from pydantic.fields import FieldInfo
 
+from continual_core.methods import METHODS, Method
 from continual_core.spec import (
     DATASET_UPDATES,
     DATASETS,
     FISHER_ESTIMATORS,
     MODELS,
-    EWCConfig,
     ExperimentSpec,
-    FIMConfig,
-    IncDetConfig,
     validation_problems,
 )
 
@@ -68,36 +71,6 @@ DatasetUpdate = Annotated[
     typer.Option("--dataset-update", help=f"Task stream: {_choices(DATASET_UPDATES)}."),
 ]
 Splits = Annotated[int, typer.Option("--splits", help="Number of tasks (full forces 1).")]
-Ewc = Annotated[bool, typer.Option("--ewc", help="Enable Elastic Weight Consolidation.")]
-EwcLambda = Annotated[
-    float | None,
-    typer.Option(
-        "--ewc-lambda",
-        help="EWC strength λ. Default: 100 for the empirical/sampled Fisher, 0.1 (the "
-        "original's) for --fisher seed.",
-        show_default=False,
-    ),
-]
-EwcSamples = Annotated[
-    int, typer.Option("--ewc-samples", help="Examples used to estimate the EWC Fisher.")
-]
-Fim = Annotated[bool, typer.Option("--fim", help="Enable Fisher information masking.")]
-FimThreshold = Annotated[
-    float | None,
-    typer.Option(
-        "--fim-threshold",
-        help="Freeze weights whose Fisher is ≥ this. Default: 3e-4 for empirical, 1e-3 for "
-        "sampled, 0.3 for --fisher seed (the original's 1e-6 freezes most weights there).",
-        show_default=False,
-    ),
-]
-FimSamples = Annotated[
-    int, typer.Option("--fim-samples", help="Examples used to estimate the FIM Fisher.")
-]
-Incdet = Annotated[bool, typer.Option("--incdet", help="Enable IncDet gradient clipping.")]
-IncdetThreshold = Annotated[
-    float, typer.Option("--incdet-threshold", help="IncDet clipping threshold b.")
-]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
 Fisher = Annotated[
     str,
@@ -129,78 +102,82 @@ SpecFile = Annotated[
     ),
 ]
 
-DEFAULTS: dict[str, Any] = {
-    "batch_size": _default("batch_size"),
-    "epochs": _default("epochs"),
-    "learning_rate": _default("learning_rate"),
-    "model": _default("model"),
-    "dataset_update": _default("dataset_update"),
-    "splits": _default("splits"),
-    "ewc_samples": EWCConfig.model_fields["samples"].default,
-    "fim_samples": FIMConfig.model_fields["samples"].default,
-    "incdet_threshold": IncDetConfig.model_fields["threshold"].default,
-    "seed": _default("seed"),
-    "fisher": _default("fisher"),
-}
+#: The spec's own flags (not a method's) and their defaults.
+GENERAL_DEFAULTS: dict[str, Any] = {
+    name: _default(name)
+    for name in ("batch_size", "epochs", "learning_rate", "model", "dataset_update", "splits",
+                 "seed", "fisher")
+}  # fmt: skip
 
-#: Spec field → the flag that sets it, for error messages.
-FLAG_OF_FIELD = {
-    "batch_size": "--batch-size",
-    "epochs": "--epochs",
-    "learning_rate": "--learning-rate",
-    "model": "--model",
-    "dataset": "--dataset",
-    "dataset_update": "--dataset-update",
-    "splits": "--splits",
-    "ewc.lambda": "--ewc-lambda",
-    "ewc.samples": "--ewc-samples",
-    "fim.threshold": "--fim-threshold",
-    "fim.samples": "--fim-samples",
-    "incdet.threshold": "--incdet-threshold",
-    "seed": "--seed",
-    "fisher": "--fisher",
-}
+
+def method_field_key(info: FieldInfo, name: str) -> str:
+    """A config field's key in the spec's JSON (its alias: `lambda`, else its name)."""
+    return info.alias or name
+
+
+def method_fields(method: type[Method]) -> list[tuple[str, str, FieldInfo]]:
+    """(JSON key, parameter name, field) of each field of a method's config:
+    ("lambda", "ewc_lambda", ...) for `ewc.lambda`."""
+    return [
+        (key, f"{method.name}_{key}", info)
+        for name, info in method.Config.model_fields.items()
+        for key in [method_field_key(info, name)]
+    ]
+
+
+def field_type(info: FieldInfo) -> type:
+    """The plain Python type of a config field (int, float, str, bool), without None."""
+    annotation = info.annotation
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not NoneType)
+    if get_origin(annotation) is Annotated:
+        annotation = get_args(annotation)[0]
+    if get_origin(annotation) is Literal:
+        return type(get_args(annotation)[0])
+    return annotation if annotation in (int, float, str, bool) else str
+
+
+def defaults() -> dict[str, Any]:
+    """Every flag's default, by parameter name (methods off, their fields' defaults)."""
+    values = dict(GENERAL_DEFAULTS)
+    for method in METHODS.values():
+        values[method.name] = False
+        values.update({param: info.default for _, param, info in method_fields(method)})
+    return values
+
+
+def flag_of_field() -> dict[str, str]:
+    """Spec field → the flag that sets it, for error messages (`ewc.lambda` → `--ewc-lambda`)."""
+    flags = {name: "--" + name.replace("_", "-") for name in (*GENERAL_DEFAULTS, "dataset")}
+    for method in METHODS.values():
+        for key, param, _ in method_fields(method):
+            flags[f"{method.name}.{key}"] = "--" + param.replace("_", "-")
+    return flags
+
+
+#: The defaults of the built-in methods' flags too (read once; `defaults()` reads the
+#: registry now).
+DEFAULTS: dict[str, Any] = defaults()
+#: Spec field → flag, for the built-in methods (`flag_of_field()` reads the registry now).
+FLAG_OF_FIELD: dict[str, str] = flag_of_field()
 
 
 def spec_from_flags(
     *,
-    batch_size: int,
-    epochs: int,
-    learning_rate: float,
-    model: str,
-    dataset: str | None,
-    dataset_update: str,
-    splits: int,
-    ewc: bool,
-    ewc_lambda: float | None,
-    ewc_samples: int,
-    fim: bool,
-    fim_threshold: float | None,
-    fim_samples: int,
-    incdet: bool,
-    incdet_threshold: float,
-    seed: int,
-    fisher: str,
-    reset_optimizer: bool = False,
-    augment: bool = False,
     spec_file: Path | None = None,
     extra: dict[str, Any] | None = None,
+    dataset: str | None = None,
+    reset_optimizer: bool = False,
+    augment: bool = False,
+    **values: Any,
 ) -> ExperimentSpec:
-    """Build and validate a spec from the original flags.
+    """Build and validate a spec from the original flags (by parameter name: `batch_size`,
+    `ewc`, `ewc_lambda`, ...; a flag not given takes its default).
 
     With `spec_file`, the file is the base and only flags whose value differs from the
     default override it. Raises `typer.BadParameter` naming the flag on invalid input.
     """
-    flags: dict[str, Any] = {
-        "batch_size": batch_size,
-        "epochs": epochs,
-        "learning_rate": learning_rate,
-        "model": model,
-        "dataset_update": dataset_update,
-        "splits": splits,
-        "seed": seed,
-        "fisher": fisher,
-    }
+    flags = {name: values.get(name, default) for name, default in GENERAL_DEFAULTS.items()}
     data: dict[str, Any] = {}
     if spec_file is not None:
         try:
@@ -209,7 +186,7 @@ def spec_from_flags(
             raise typer.BadParameter(f"cannot read {spec_file}: {exc}", param_hint="--spec")
         if not isinstance(data, dict):
             raise typer.BadParameter(f"{spec_file} must hold a JSON object", param_hint="--spec")
-        flags = {k: v for k, v in flags.items() if v != DEFAULTS[k]}
+        flags = {k: v for k, v in flags.items() if v != GENERAL_DEFAULTS[k]}
     data.update(flags)
     if dataset is not None:
         data["dataset"] = dataset
@@ -217,16 +194,14 @@ def spec_from_flags(
         data["reset_optimizer"] = True
     if augment:
         data["augment"] = True
-    if ewc:
-        data["ewc"] = {"samples": ewc_samples}
-        if ewc_lambda is not None:
-            data["ewc"]["lambda"] = ewc_lambda
-    if fim:
-        data["fim"] = {"samples": fim_samples}
-        if fim_threshold is not None:
-            data["fim"]["threshold"] = fim_threshold
-    if incdet:
-        data["incdet"] = {"threshold": incdet_threshold}
+    for method in METHODS.values():
+        if values.get(method.name):
+            data[method.name] = {
+                key: value
+                for key, param, info in method_fields(method)
+                for value in [values.get(param, info.default)]
+                if value is not None
+            }
     data.update(extra or {})
     try:
         return ExperimentSpec.model_validate(data)
@@ -236,10 +211,11 @@ def spec_from_flags(
 
 def describe_flag_errors(exc: ValidationError) -> list[str]:
     """One line per problem, naming the command-line flag (or spec field) and what is allowed."""
-    return [f"{FLAG_OF_FIELD.get(field, field)}: {msg}" for field, msg in validation_problems(exc)]
+    flags = flag_of_field()
+    return [f"{flags.get(field, field)}: {msg}" for field, msg in validation_problems(exc)]
 
 
-def _original_flags(
+def _general_flags(
     batch_size: BatchSize = DEFAULTS["batch_size"],
     epochs: Epochs = DEFAULTS["epochs"],
     learning_rate: LearningRate = DEFAULTS["learning_rate"],
@@ -247,27 +223,42 @@ def _original_flags(
     dataset: Dataset = None,
     dataset_update: DatasetUpdate = DEFAULTS["dataset_update"],
     splits: Splits = DEFAULTS["splits"],
-    ewc: Ewc = False,
-    ewc_lambda: EwcLambda = None,
-    ewc_samples: EwcSamples = DEFAULTS["ewc_samples"],
-    fim: Fim = False,
-    fim_threshold: FimThreshold = None,
-    fim_samples: FimSamples = DEFAULTS["fim_samples"],
-    incdet: Incdet = False,
-    incdet_threshold: IncdetThreshold = DEFAULTS["incdet_threshold"],
     seed: Seed = DEFAULTS["seed"],
     fisher: Fisher = DEFAULTS["fisher"],
     reset_optimizer: ResetOptimizer = False,
     augment: Augment = False,
 ) -> None:
-    """The signature that declares the original flags once (never called)."""
+    """The signature that declares the spec's own flags once (never called)."""
 
 
-#: The flags as keyword-only parameters with their annotations resolved, for Typer.
-FLAG_PARAMETERS: list[inspect.Parameter] = [
-    p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
-    for p in inspect.signature(_original_flags, eval_str=True).parameters.values()
+_KEYWORD = inspect.Parameter.KEYWORD_ONLY
+_GENERAL = [
+    p.replace(kind=_KEYWORD)
+    for p in inspect.signature(_general_flags, eval_str=True).parameters.values()
 ]
+
+
+def method_parameters(method: type[Method]) -> list[inspect.Parameter]:
+    """`--<method>` and one `--<method>-<field>` per config field, as Typer parameters."""
+    switch = Annotated[bool, typer.Option(f"--{method.name}", help=method.Config.flag_help)]
+    params = [inspect.Parameter(method.name, _KEYWORD, annotation=switch, default=False)]
+    for _, param, info in method_fields(method):
+        kind = field_type(info)
+        option = typer.Option(
+            "--" + param.replace("_", "-"),
+            help=info.description or "",
+            show_default=info.default is not None,
+        )
+        annotation = Annotated[kind | None if info.default is None else kind, option]
+        params.append(inspect.Parameter(param, _KEYWORD, annotation=annotation, default=info.default))
+    return params
+
+
+def flag_parameters() -> list[inspect.Parameter]:
+    """Every flag as a keyword-only parameter for Typer, the methods' read from the registry
+    now: the data and training flags, each method's, then seed, fisher and the switches."""
+    methods = [p for method in METHODS.values() for p in method_parameters(method)]
+    return [*_GENERAL[:7], *methods, *_GENERAL[7:]]
 
 
 @dataclass(frozen=True)
@@ -283,22 +274,37 @@ class SpecFlags:
         return spec_from_flags(**self.values, spec_file=spec_file, extra=extra)
 
 
+class _WithSpecFlags:
+    """A command with every spec flag: what Typer sees (its signature) is computed when the
+    command line is parsed, so it holds the methods registered by then."""
+
+    def __init__(self, command: Callable[..., Any]):
+        self.command = command
+        self.__name__ = command.__name__
+        self.__qualname__ = command.__qualname__
+        self.__module__ = command.__module__
+        self.__doc__ = command.__doc__
+        own = inspect.signature(command, eval_str=True).parameters
+        self.own = [p.replace(kind=_KEYWORD) for n, p in own.items() if n != "flags"]
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return inspect.Signature([*flag_parameters(), *self.own])
+
+    @property
+    def __annotations__(self) -> dict[str, Any]:  # type: ignore[override]
+        return {p.name: p.annotation for p in self.__signature__.parameters.values()}
+
+    def __call__(self, **kwargs: Any) -> Any:
+        values = {p.name: kwargs.pop(p.name) for p in flag_parameters()}
+        return self.command(flags=SpecFlags(values), **kwargs)
+
+
 def with_spec_flags(command: Callable[..., Any]) -> Callable[..., Any]:
-    """Give a Typer command every original flag.
+    """Give a Typer command every spec flag.
 
-    The command declares its own options plus a `flags: SpecFlags` parameter; the wrapper
-    Typer sees has the original flags (`--batch-size` ... `--augment`) and the command's own
-    options, and hands the flags over as one `SpecFlags`.
+    The command declares its own options plus a `flags: SpecFlags` parameter; Typer sees
+    the spec's flags (`--batch-size` ... `--augment`, each registered method's) and the
+    command's own options, and the command gets the flags as one `SpecFlags`.
     """
-    own = inspect.signature(command, eval_str=True).parameters
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for n, p in own.items() if n != "flags"]
-
-    @functools.wraps(command)
-    def wrapper(**kwargs: Any) -> Any:
-        values = {p.name: kwargs.pop(p.name) for p in FLAG_PARAMETERS}
-        return command(flags=SpecFlags(values), **kwargs)
-
-    wrapper.__signature__ = inspect.Signature([*FLAG_PARAMETERS, *params])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in (*FLAG_PARAMETERS, *params)}
-    del wrapper.__wrapped__  # Typer must read the new signature, not the command's
-    return wrapper
+    return _WithSpecFlags(command)

@@ -1,35 +1,32 @@
-"""`Learner`: the model, its optimizer, the methods' state, and the compiled functions that
+"""`Learner`: the model, its optimizer, the active methods, and the compiled functions that
 train and evaluate it.
 
 The training step is one `tf.function` with a fixed input signature (the task's whole
 training set as tensors, plus a batch of indices), so it is traced once per run: tasks of
-any size, any epoch, any batch — same graph. The EWC/FIM state are variables that exist
-from the start (zeros / False), so finishing a task changes values, never the graph.
+any size, any epoch, any batch — same graph. It fires the in-graph hooks of every active
+method (`continual_core.methods.base`), whose state variables exist from the start, so
+finishing a task changes values, never the graph.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from continual_core.events import StopRequested
-from continual_core.fisher import FisherDiagonal, fisher_sample
-from continual_core.methods import ElasticWeightConsolidation, FisherMasking, incdet_clip
-from continual_core.models import build_augmenter, build_model
+from continual_core.fisher import FisherDiagonal
+from continual_core.importance import estimator_class
+from continual_core.methods import METHODS, FinishedTask, Method, Step
+from continual_core.models import build_augmenter, build_model, eval_chunk
+from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
 
-#: Examples per compiled prediction call (smaller for the CNNs to bound memory).
-EVAL_CHUNK = {"mlp": 8192, "lenet": 2048, "cifarnet": 512}
-
-
-def seed_for(spec: ExperimentSpec, task: int, stream: int) -> int:
-    """A 31-bit seed derived from (spec.seed, task, stream): every random stream of a task
-    restarts from it, so a run resumed at a task boundary replays exactly."""
-    return int(np.random.SeedSequence([spec.seed, task, stream]).generate_state(1)[0] >> 1)
+__all__ = ["Learner", "seed_for"]
 
 
 class Learner:
@@ -43,10 +40,16 @@ class Learner:
         self.weights = list(self.model.trainable_variables)
         self.optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
         self.optimizer.build(self.weights)
-        self.ewc = ElasticWeightConsolidation(self.weights, spec.ewc_lambda) if spec.ewc else None
-        fim_threshold = spec.fim.threshold if spec.fim else None
-        self.fim = FisherMasking(self.weights, float(fim_threshold)) if fim_threshold else None
-        self.fisher = FisherDiagonal(self.model, spec.fisher) if (spec.ewc or spec.fim) else None
+        #: The active methods by spec key, in registry order (the order their hooks fire).
+        self.methods: dict[str, Method] = {
+            name: METHODS[name](config, self) for name, config in spec.methods.items()
+        }
+        #: The importance estimators the methods name, built once (traced once) per run.
+        self.estimators: dict[Any, Any] = {}
+        for method in self.methods.values():
+            for key in method.estimators:
+                if key not in self.estimators:
+                    self.estimators[key] = estimator_class(key)(self.model, spec)
         self.trace_count = 0  # how often the training step was traced (tests check it is 1)
         x_spec = tf.TensorSpec((None, *spec.input_shape), tf.float32)
         self._train_step = tf.function(
@@ -60,24 +63,29 @@ class Learner:
     def _step(self, x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
         """One optimizer step on the examples `idx` of (x_all, y_all); returns the batch loss."""
         self.trace_count += 1
+        methods = list(self.methods.values())
         x, y = tf.gather(x_all, idx), tf.gather(y_all, idx)
+        for method in methods:
+            x, y = method.batch(x, y)
         if self.augmenter is not None:
             x = self.augmenter(x, training=True)
+        step = Step(x=x, y=y)
         with tf.GradientTape() as tape:
-            logits = self.model(x, training=True)
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
+            step.logits = self.model(x, training=True)
+            step.loss = loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(y, step.logits, from_logits=True)
             )
-            if self.ewc is not None:
-                loss += self.ewc.penalty(self.weights)
+            for method in methods:
+                penalty = method.penalty(step)
+                if penalty is not None:
+                    loss += penalty
         grads = tape.gradient(loss, self.weights)
-        if self.fim is not None:
-            grads = self.fim.mask_gradients(grads)
-        if self.spec.incdet is not None:
-            grads = incdet_clip(grads, self.spec.incdet.threshold)
+        for method in methods:
+            grads = method.gradients(grads, step)
         self.optimizer.apply(grads, self.weights)
-        if self.fim is not None:
-            self.fim.restore_frozen(self.weights)
+        step.grads = list(grads)
+        for method in methods:
+            method.after_step(step)
         return loss
 
     def _predict_labels(self, x: tf.Tensor) -> tf.Tensor:
@@ -95,6 +103,8 @@ class Learner:
             for v in self.optimizer.variables:
                 if "learning_rate" not in v.path:
                     v.assign(tf.zeros(v.shape, v.dtype))
+        for method in self.methods.values():
+            method.start_task(task)
 
     def seed_generators(self) -> list[tf.Variable]:
         """The state variables of every Keras SeedGenerator (dropout, augmentation)."""
@@ -121,33 +131,52 @@ class Learner:
 
     def accuracy(self, x: tf.Tensor, y: np.ndarray, bounds: list[int]) -> list[float]:
         """Accuracy on each segment [bounds[j], bounds[j+1]) of (x, y) (fractions in [0, 1])."""
-        chunk = EVAL_CHUNK[self.spec.model]
+        chunk = eval_chunk(self.spec.model)
         preds = [self._predict(x[s : s + chunk]).numpy() for s in range(0, len(y), chunk)]
         correct = (np.concatenate(preds) == y) if preds else np.zeros(0, bool)
         return [
             float(correct[a:b].mean()) if b > a else 0.0 for a, b in itertools.pairwise(bounds)
         ]
 
+    @property
+    def consolidates(self) -> bool:
+        """Whether some active method does anything at the end of a task."""
+        return any(type(m).consolidates() for m in self.methods.values())
+
+    @property
+    def fisher(self) -> FisherDiagonal | None:
+        """The compiled Fisher of the spec's estimator, if a method uses it."""
+        estimator = self.estimators.get("fisher")
+        return estimator.diagonal if estimator is not None else None
+
+    def importance(self, key: Any, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
+        """Importance estimate `key` (a name of `continual_core.importance.ESTIMATORS`, or an
+        estimator class) at the current weights from `samples` training examples of `task`."""
+        if key not in self.estimators:
+            self.estimators[key] = estimator_class(key)(self.model, self.spec)
+        return self.estimators[key].estimate(x, y, task, samples)
+
     def estimate_fisher(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
         """Diagonal Fisher at the current weights from `samples` training examples of a task
         (drawn with a generator seeded by (seed, task))."""
-        assert self.fisher is not None
-        rng = np.random.default_rng(seed_for(self.spec, task, 1))
-        idx = fisher_sample(rng, len(x), samples)
-        return self.fisher.estimate(x[idx], y[idx], (seed_for(self.spec, task, 2), task))
+        return self.importance("fisher", x, y, task, samples)
 
-    def consolidate(self, x: np.ndarray, y: np.ndarray, task: int) -> float | None:
-        """After a task: estimate the Fisher(s), add the EWC quadratic, freeze FIM weights.
-        Returns the fraction of weights frozen (FIM) or None."""
-        fishers: dict[int, list[tf.Tensor]] = {}
-        for cfg in (self.spec.ewc, self.spec.fim):
-            if cfg is not None and cfg.samples not in fishers:
-                fishers[cfg.samples] = self.estimate_fisher(x, y, task, cfg.samples)
-        if self.ewc is not None and self.spec.ewc is not None:
-            self.ewc.consolidate(fishers[self.spec.ewc.samples], self.weights)
-        if self.fim is not None and self.spec.fim is not None:
-            return self.fim.freeze(fishers[self.spec.fim.samples], self.weights)
-        return None
+    def consolidate(self, x: np.ndarray, y: np.ndarray, task: int) -> dict[str, float]:
+        """After a task: every active method's `end_task`, in registry order. Each importance
+        estimate is computed once, however many methods read it. Returns the numbers the
+        methods report (FIM: `frozen_fraction`)."""
+        cache: dict[tuple[Any, int], list[tf.Tensor]] = {}
+
+        def importance(key: Any, samples: int) -> list[tf.Tensor]:
+            if (key, samples) not in cache:
+                cache[key, samples] = self.importance(key, x, y, task, samples)
+            return cache[key, samples]
+
+        finished = FinishedTask(index=task, x=x, y=y, importance=importance)
+        report: dict[str, float] = {}
+        for method in self.methods.values():
+            report.update(method.end_task(finished))
+        return report
 
     def state(self) -> dict[str, list]:
         """Every variable of the training state, by group (for checkpoints)."""
@@ -157,8 +186,7 @@ class Learner:
         }
         if self.augmenter is not None:
             groups["augmenter"] = list(self.augmenter.variables)
-        if self.ewc is not None:
-            groups["ewc"] = self.ewc.state
-        if self.fim is not None:
-            groups["fim"] = self.fim.state
+        for name, method in self.methods.items():
+            if variables := method.state():
+                groups[name] = list(variables)
         return groups

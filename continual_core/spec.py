@@ -11,17 +11,47 @@ the behaviour here is explicit and documented on the field.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+from pydantic_core.core_schema import ErrorType
 
-ModelName = Literal["mlp", "lenet", "cifarnet"]
+from continual_core.fields import FiniteFloat, PositiveInt, Strict
+from continual_core.methods import METHODS, MethodConfig
+from continual_core.methods.ewc import DEFAULT_EWC_LAMBDA, EWCConfig
+from continual_core.methods.fim import DEFAULT_FIM_THRESHOLD, FIMConfig
+from continual_core.methods.incdet import IncDetConfig
+from continual_core.models import MODELS as MODEL_ZOO
+
+__all__ = [
+    "DEFAULT_EWC_LAMBDA",
+    "DEFAULT_FIM_THRESHOLD",
+    "EWCConfig",
+    "ExperimentSpec",
+    "FIMConfig",
+    "FiniteFloat",
+    "IncDetConfig",
+    "PositiveInt",
+    "SyntheticConfig",
+    "validation_problems",
+]
+
+MODELS: tuple[str, ...] = tuple(MODEL_ZOO)
+ModelName = Literal[MODELS]  # type: ignore[valid-type]
 DatasetName = Literal["mnist", "cifar10", "cifar100", "mnist-5k", "digits", "synthetic"]
 DatasetUpdate = Literal["full", "permute", "increment", "switch"]
 FisherEstimator = Literal["empirical", "sampled", "seed"]
 DeviceClass = Literal["any", "cpu", "gpu"]
 
-MODELS: tuple[str, ...] = ("mlp", "lenet", "cifarnet")
 DATASETS: tuple[str, ...] = ("mnist", "cifar10", "cifar100", "mnist-5k", "digits", "synthetic")
 DATASET_UPDATES: tuple[str, ...] = ("full", "permute", "increment", "switch")
 FISHER_ESTIMATORS: tuple[str, ...] = ("empirical", "sampled", "seed")
@@ -36,23 +66,8 @@ DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
 }
 
 #: The dataset a model trains on when none is named (the original's rule).
-DEFAULT_DATASET: dict[str, str] = {"mlp": "mnist", "lenet": "mnist", "cifarnet": "cifar10"}
+DEFAULT_DATASET: dict[str, str] = {name: m.default_dataset for name, m in MODEL_ZOO.items()}
 
-#: λ used when `ewc.lambda` is not given, per Fisher estimator. The estimators differ in
-#: scale by about three orders of magnitude (docs/original.md: mean 0.25 for the original's
-#: sum-of-log-probabilities gradient against 0.0013 for the label log-likelihood), so one
-#: number cannot serve all three. Measured with `bench/science.py` (mlp, mnist-5k, 3-task
-#: permute; README "Estimators and λ scale"): λ = 100 is best or tied-best for
-#: empirical/sampled (300 is within ±0.2 pp over 10 seeds), and the original's 0.1 ties 0.3
-#: for `seed`.
-DEFAULT_EWC_LAMBDA: dict[str, float] = {"empirical": 100.0, "sampled": 100.0, "seed": 0.1}
-
-#: FIM threshold used when `fim.threshold` is not given, per Fisher estimator. Measured
-#: with `bench/science.py` (same setup, paired over 10 seeds): 3e-4 beats 1e-4 by +0.55 pp
-#: for empirical (1e-3 is no better and forgets 2.5× more, 3e-3 collapses); 1e-3 is best
-#: for sampled; for `seed` the original's 1e-6 freezes 64 % of the weights after task 1 and
-#: scores below plain fine-tuning, while 0.3 is best (+1.0 pp over 0.1).
-DEFAULT_FIM_THRESHOLD: dict[str, float] = {"empirical": 3e-4, "sampled": 1e-3, "seed": 0.3}
 
 def _storable(text: str) -> str:
     """Free text every database stores alike: no NUL byte (PostgreSQL refuses it), no lone
@@ -66,51 +81,9 @@ def _storable(text: str) -> str:
 
 #: A name or tag: stored by SQLite and PostgreSQL alike, so NUL bytes are refused.
 StorableText = Annotated[str, AfterValidator(_storable)]
-PositiveInt = Annotated[int, Field(gt=0)]
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class EWCConfig(_Strict):
-    """Elastic Weight Consolidation: λ/2 · Σ_k Σ_i F_k,i (θ_i − θ*_k,i)²."""
-
-    lambda_: FiniteFloat | None = Field(
-        default=None,
-        alias="lambda",
-        ge=0,
-        description="Penalty strength. Default depends on the Fisher estimator: "
-        "100 for empirical/sampled, 0.1 (the original's) for seed.",
-    )
-    samples: PositiveInt = Field(
-        default=100, description="Training examples used to estimate the Fisher after each task."
-    )
-
-
-class FIMConfig(_Strict):
-    """Fisher information masking: freeze every weight whose Fisher value is ≥ threshold."""
-
-    threshold: FiniteFloat | None = Field(
-        default=None,
-        gt=0,
-        description="Freeze weights with Fisher ≥ threshold. Default depends on the Fisher "
-        "estimator: 3e-4 for empirical, 1e-3 for sampled, 0.3 for seed (the original's "
-        "1e-6 freezes most of the network on the seed scale).",
-    )
-    samples: PositiveInt = Field(
-        default=100, description="Training examples used to estimate the Fisher after each task."
-    )
-
-
-class IncDetConfig(_Strict):
-    """IncDet gradient clipping: each gradient element g becomes g · b / max(b, |g|)."""
-
-    threshold: FiniteFloat = Field(default=1e-6, gt=0, description="The clipping threshold b.")
-
-
-class SyntheticConfig(_Strict):
+class SyntheticConfig(Strict):
     """Shape of the seeded `synthetic` dataset (class-dependent Gaussian blobs)."""
 
     height: PositiveInt = 28
@@ -121,15 +94,21 @@ class SyntheticConfig(_Strict):
     test_size: Annotated[int, Field(ge=10)] = 500
 
 
-class ExperimentSpec(_Strict):
+class ExperimentSpec(Strict):
     """Everything needed to reproduce one continual-learning run.
 
     Field names follow the original flags with dashes turned into underscores
-    (`--dataset-update` → `dataset_update`). `ewc`, `fim` and `incdet` are off when null and
-    on when an object (possibly empty, to take the defaults) is given.
+    (`--dataset-update` → `dataset_update`). Every registered method
+    (`continual_core.methods.METHODS`: `ewc`, `fim`, `incdet`, ...) is a key too, off when
+    null or absent and on when an object (possibly empty, to take the defaults) is given;
+    its object is validated by the method's config model. `spec.ewc` reads it (None when
+    off), `spec.methods` lists the active ones. Any other key is refused.
     """
 
-    model: ModelName = Field(default="mlp", description="Network: mlp, lenet or cifarnet.")
+    # The methods' keys are checked by `_methods_by_registry`, which keeps them as extras.
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    model: ModelName = Field(default="mlp", description=f"Network: {', '.join(MODELS)}.")
     dataset: DatasetName | None = Field(
         default=None,
         description="Dataset; defaults to mnist for mlp/lenet and cifar10 for cifarnet. "
@@ -149,9 +128,6 @@ class ExperimentSpec(_Strict):
     )
     batch_size: PositiveInt = Field(default=256)
     learning_rate: FiniteFloat = Field(default=0.001, gt=0, description="Adam learning rate.")
-    ewc: EWCConfig | None = None
-    fim: FIMConfig | None = None
-    incdet: IncDetConfig | None = None
     fisher: FisherEstimator = Field(
         default="empirical",
         description="Fisher estimator: empirical (gradient of the true label's "
@@ -218,16 +194,68 @@ class ExperimentSpec(_Strict):
                 f"epochs: {self.epochs} is fewer than splits={self.splits}; every task needs at "
                 f"least one epoch, so epochs must be ≥ {self.splits}"
             )
-        if self.model == "lenet" and min(height, width) < 28:
+        side = MODEL_ZOO[self.model].min_side
+        if min(height, width) < side:
+            others = " or ".join(m for m, e in MODEL_ZOO.items() if e.min_side <= min(height, width))
             raise ValueError(
-                f"model: lenet needs inputs of at least 28x28, {self.dataset} is "
-                f"{height}x{width}; use mlp or cifarnet"
+                f"model: {self.model} needs inputs of at least {side}x{side}, {self.dataset} is "
+                f"{height}x{width}; use {others}"
             )
-        if self.ewc is not None and self.ewc.lambda_ is None:
-            self.ewc.lambda_ = DEFAULT_EWC_LAMBDA[self.fisher]
-        if self.fim is not None and self.fim.threshold is None:
-            self.fim.threshold = DEFAULT_FIM_THRESHOLD[self.fisher]
         return self
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _methods_by_registry(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """Validate each method's key with its config model (the registry is read now, so a
+        method registered at run time is accepted), the rest as fields; refuse other keys.
+        All problems are reported together, each at its own location (`ewc.lambda`)."""
+        if not isinstance(data, dict):
+            return handler(data)
+        general: dict[str, Any] = {}
+        configs: dict[str, MethodConfig] = {}
+        errors: list[Any] = []
+        for key, value in data.items():
+            if key in cls.model_fields:
+                general[key] = value
+            elif key in METHODS:
+                if value is None:
+                    continue
+                try:
+                    configs[key] = METHODS[key].Config.model_validate(value)
+                except ValidationError as exc:
+                    errors += _relocated(exc, key)
+            else:
+                errors.append({"type": "extra_forbidden", "loc": (key,), "input": value})
+        try:
+            spec = handler(general)
+        except ValidationError as exc:
+            errors = [*_relocated(exc), *errors]
+        if not errors:
+            for config in configs.values():
+                try:
+                    config.resolve(spec)
+                except ValueError as exc:
+                    errors.append({"type": "value_error", "loc": (), "input": data,
+                                   "ctx": {"error": exc}})  # fmt: skip
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        spec.__pydantic_extra__ = {name: configs.get(name) for name in METHODS}
+        return spec
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        """The fields, plus one optional object per registered method; nothing else."""
+        schema = handler(core_schema)
+        target = handler.resolve_ref_schema(schema)
+        for name, method in METHODS.items():
+            config = handler(method.Config.__pydantic_core_schema__)
+            target.setdefault("properties", {})[name] = {
+                "anyOf": [config, {"type": "null"}],
+                "default": None,
+                "description": f"{method.Config.label or name}: off when null or absent.",
+            }
+        target["additionalProperties"] = False
+        return schema
 
     # Derived values -------------------------------------------------------------------
 
@@ -258,13 +286,39 @@ class ExperimentSpec(_Strict):
         return [base + (1 if k < extra else 0) for k in range(self.num_tasks)]
 
     @property
+    def methods(self) -> dict[str, MethodConfig]:
+        """The active methods' configs by key, in registry order."""
+        extra = self.__pydantic_extra__ or {}
+        return {name: extra[name] for name in METHODS if extra.get(name) is not None}
+
+    @property
     def ewc_lambda(self) -> float:
         """The resolved EWC λ (0 when EWC is off)."""
-        return float(self.ewc.lambda_) if self.ewc and self.ewc.lambda_ is not None else 0.0
+        ewc = self.methods.get("ewc")
+        return float(ewc.lambda_) if isinstance(ewc, EWCConfig) and ewc.lambda_ is not None else 0.0
 
     def to_json_dict(self) -> dict:
         """The spec as plain JSON types, with field aliases (`ewc.lambda`), defaults resolved."""
         return self.model_dump(mode="json", by_alias=True)
+
+
+_KNOWN_ERRORS = frozenset(get_args(ErrorType))
+
+
+def _relocated(exc: ValidationError, *prefix: str) -> list[Any]:
+    """The line errors of `exc` under `prefix` (for `ValidationError.from_exception_data`)."""
+    out = []
+    for err in exc.errors(include_url=False):
+        detail: dict[str, Any] = {"type": err["type"], "loc": (*prefix, *err["loc"]),
+                                  "input": err.get("input")}  # fmt: skip
+        if err["type"] in _KNOWN_ERRORS:
+            if "ctx" in err:
+                detail["ctx"] = err["ctx"]
+        else:  # a config's own PydanticCustomError: keep its type and message
+            message = err["msg"].replace("{", "{{").replace("}", "}}")
+            detail["type"] = PydanticCustomError(err["type"], message)
+        out.append(detail)
+    return out
 
 
 def validation_problems(exc: Exception) -> list[tuple[str, str]]:

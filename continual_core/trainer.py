@@ -1,10 +1,11 @@
 """`train(spec)`: the whole continual-learning run, top to bottom.
 
-    load the dataset → make the task stream → build the learner (model, Adam, EWC/FIM state)
-    → maybe restore the latest task checkpoint
+    load the dataset → make the task stream → build the learner (model, Adam, the active
+    methods and their state) → maybe restore the latest task checkpoint
     → for each task: for each epoch: train, evaluate validation accuracy on every task
                      → test accuracy on every task (a row of the accuracy matrix)
-                     → Fisher → EWC quadratic / FIM masks
+                     → consolidate: each method's end of task (e.g. the Fisher → the EWC
+                       quadratic / the FIM masks), unless it was the last task
                      → on_task_end, then checkpoint
     → summary (average accuracy, BWT, FWT, forgetting), timings, versions.
 
@@ -26,8 +27,9 @@ import tensorflow as tf
 from continual_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from continual_core.datasets import load_dataset
 from continual_core.events import Callback, EpochEnd, RunStart, TaskEnd, TrainingDiverged
-from continual_core.learner import Learner, seed_for
+from continual_core.learner import Learner
 from continual_core.metrics import summarize
+from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
 from continual_core.tasks import Task, make_tasks
 
@@ -105,15 +107,16 @@ def train(
 
         row = learner.accuracy(test_x, test_y, test_bounds)
         history["accuracy_matrix"].append(row)
-        fisher_s = frozen = None
-        if learner.fisher is not None and k < spec.num_tasks:  # no later task, no use
+        fisher_s, report = None, {}
+        if learner.consolidates and k < spec.num_tasks:  # no later task, no use
             t0 = time.perf_counter()
-            frozen = learner.consolidate(train_x, train_y, k)
-            fisher_s = time.perf_counter() - t0
+            report = learner.consolidate(train_x, train_y, k)
+            fisher_s = time.perf_counter() - t0  # the time of the whole end of task
             history["timings"]["fisher_s"].append(fisher_s)
         folder = Path(checkpoint_dir) / f"task-{k}" if checkpoint_dir else None
         callback.on_task_end(TaskEnd(task=k, test_accuracy=row, fisher_s=fisher_s,
-                                     frozen_fraction=frozen, checkpoint=str(folder) if folder else None))
+                                     frozen_fraction=report.get("frozen_fraction"),
+                                     checkpoint=str(folder) if folder else None))
         history["elapsed_s"] = elapsed_before + time.perf_counter() - started
         if checkpoint_dir:
             save_checkpoint(Path(checkpoint_dir), k, learner.state(), history)

@@ -52,7 +52,7 @@ def _after_task_1(tmp_path: Path, optimizer: keras.optimizers.Optimizer | None =
     ]
     anchor = [w.numpy().copy() for w in learner.weights]
     learner.consolidate(tasks[0].train_x, tasks[0].train_y, 1)
-    for a, f in zip(learner.ewc.fisher_sum, fisher):  # stored as given
+    for a, f in zip(learner.methods["ewc"].quadratic.fisher_sum, fisher):  # stored as given
         np.testing.assert_array_equal(a.numpy(), f)
     learner.start_task(2)
     return learner, tasks[1], fisher, anchor
@@ -80,7 +80,7 @@ def test_step_loss_is_cross_entropy_plus_the_penalty(tmp_path: Path) -> None:
     penalty = _penalty(theta, fisher, anchor)
     ce = cross_entropy(theta, x, y)
     assert penalty > ce > 0.1  # the penalty is a large part of the loss here
-    np.testing.assert_allclose(float(learner.ewc.penalty(learner.weights)), penalty, rtol=1e-5)
+    np.testing.assert_allclose(float(learner.methods["ewc"].quadratic.penalty(learner.weights)), penalty, rtol=1e-5)
     loss = learner._train_step(
         tf.constant(task.train_x), tf.constant(task.train_y), tf.constant(idx)
     )
@@ -107,7 +107,7 @@ def _train_task_2(learner: Learner, task, steps: int | None = None) -> list[np.n
 
 def _without_penalty(learner: Learner) -> None:
     """Zero the EWC state (A, B, c): the same compiled step, with a penalty of 0."""
-    for v in learner.ewc.state:
+    for v in learner.methods["ewc"].quadratic.state:
         v.assign(tf.zeros(v.shape, v.dtype))
 
 

@@ -9,7 +9,8 @@ import tensorflow as tf
 
 from continual_core.datasets import load_dataset
 from continual_core.learner import Learner
-from continual_core.methods import ElasticWeightConsolidation, incdet_clip
+from continual_core.methods.ewc import ElasticWeightConsolidation
+from continual_core.methods.incdet import incdet_clip
 from continual_core.spec import ExperimentSpec
 from continual_core.tasks import make_tasks
 
@@ -67,9 +68,9 @@ def test_fim_frozen_weights_bit_identical_after_later_tasks(tmp_path: Path) -> N
     spec, tasks = _digits_tasks(tmp_path, dataset_update="permute", fim={"threshold": 1e-4}, learning_rate=0.01)
     learner = Learner(spec)
     _run_task(learner, tasks[0])
-    frozen_fraction = learner.consolidate(tasks[0].train_x, tasks[0].train_y, 1)
+    frozen_fraction = learner.consolidate(tasks[0].train_x, tasks[0].train_y, 1)["frozen_fraction"]
     assert 0.0 < frozen_fraction < 1.0
-    masks = [m.numpy() for m in learner.fim.frozen]
+    masks = [m.numpy() for m in learner.methods["fim"].masking.frozen]
     before = [w.numpy().copy() for w in learner.weights]
     _run_task(learner, tasks[1])
     learner.consolidate(tasks[1].train_x, tasks[1].train_y, 2)
@@ -81,7 +82,7 @@ def test_fim_frozen_weights_bit_identical_after_later_tasks(tmp_path: Path) -> N
         moved += int(np.sum(after[~m] != b[~m]))
     assert moved > 0  # the free weights did train
     # masks are OR-ed: everything frozen after task 1 is still frozen
-    assert all(np.all(new.numpy()[old]) for new, old in zip(learner.fim.frozen, masks))
+    assert all(np.all(new.numpy()[old]) for new, old in zip(learner.methods["fim"].masking.frozen, masks))
 
 
 def test_nothing_retraced_across_tasks_of_different_sizes(tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_nothing_retraced_across_tasks_of_different_sizes(tmp_path: Path) -> Non
     assert learner._train_step.experimental_get_tracing_count() == 1
     assert learner._predict.experimental_get_tracing_count() == 1
     assert learner.fisher.squared_gradient_sum.experimental_get_tracing_count() == 1
-    assert float(tf.reduce_sum(learner.ewc.fisher_sum[0])) > 0
+    assert float(tf.reduce_sum(learner.methods["ewc"].quadratic.fisher_sum[0])) > 0
 
 
 def test_reset_optimizer_zeroes_adam_state(tmp_path: Path) -> None:

@@ -1,0 +1,52 @@
+"""Importance estimators: how much each weight matters to a finished task.
+
+A method reads an estimate through `FinishedTask.importance(estimator, samples)`; the
+learner builds each estimator its methods name once per run (so compiled functions are
+traced once) and estimates once per task and (estimator, samples), whichever methods ask.
+
+An estimator is a class built as `Estimator(model, spec)` with
+`estimate(x, y, task, samples) -> list[tf.Tensor]` (one tensor per trainable variable).
+`ESTIMATORS` names the built-in ones; a method may bring its own class instead of a name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from continual_core.fisher import FisherDiagonal, fisher_sample
+from continual_core.seeds import seed_for
+
+
+class Estimator(Protocol):
+    def estimate(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
+        """Per-weight importance after task `task` from `samples` of its examples (x, y)."""
+        ...
+
+
+class FisherImportance:
+    """The diagonal Fisher of the spec's estimator (`spec.fisher`: empirical, sampled,
+    seed) from `samples` training examples drawn with a generator seeded by (seed, task)."""
+
+    def __init__(self, model: keras.Model, spec: Any):
+        self.spec = spec
+        self.diagonal = FisherDiagonal(model, spec.fisher)
+
+    def estimate(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
+        rng = np.random.default_rng(seed_for(self.spec, task, 1))
+        idx = fisher_sample(rng, len(x), samples)
+        return self.diagonal.estimate(x[idx], y[idx], (seed_for(self.spec, task, 2), task))
+
+
+#: Estimator name → class.
+ESTIMATORS: dict[str, type] = {"fisher": FisherImportance}
+
+
+def estimator_class(key: str | type) -> type:
+    """The class of an estimator named in `ESTIMATORS`, or `key` itself if it is a class."""
+    if isinstance(key, str):
+        return ESTIMATORS[key]
+    return key
