@@ -45,15 +45,15 @@ def _check_database(url: str) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from store.db import make_engine
+    from store.errors import error_reason
 
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
             migrated = inspect(conn).has_table("experiments")
     except SQLAlchemyError as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         where = engine.url.render_as_string(hide_password=True)
-        _fail(f"cannot reach the database at {where}: {reason}; check EWC_DATABASE_URL")
+        _fail(f"cannot reach the database at {where}: {error_reason(exc)}; check EWC_DATABASE_URL")
     finally:
         engine.dispose()
     if not migrated:
