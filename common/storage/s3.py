@@ -15,13 +15,15 @@ grace period (a reader still downloading the previous version keeps it meanwhile
 
 Requests have bounded timeouts and retries (botocore's "standard" mode; AWS_MAX_ATTEMPTS
 and AWS_RETRY_MODE still win), so an unreachable store raises `StorageUnavailable` in
-seconds instead of hanging.
+seconds instead of hanging. botocore's DEBUG log lines carry request headers (a session
+token among them), so its loggers are capped at INFO unless a level was set on them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import time
@@ -74,6 +76,15 @@ def _code(exc: BaseException) -> tuple[str, str]:
     return str(error.get("Code") or status), str(error.get("Message") or "")
 
 
+def quiet_sdk_debug_logs() -> None:
+    """Cap botocore's, boto3's and s3transfer's loggers at INFO unless a level was set on
+    them: their DEBUG lines print request headers, the session token among them."""
+    for name in ("botocore", "boto3", "s3transfer"):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+
+
 class S3Store(ArtifactStore):
     """Artifacts in `bucket` under `prefix`."""
 
@@ -102,6 +113,7 @@ class S3Store(ArtifactStore):
                 config["retries"] = {"max_attempts": attempts, "mode": "standard"}
             if os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL"):
                 config["s3"] = {"addressing_style": "path"}
+            quiet_sdk_debug_logs()
             with self._errors("connect", ""):
                 self._client = boto3.session.Session().client("s3", config=Config(**config))
         return self._client
