@@ -324,6 +324,10 @@ def parse_order(text: str | None, *, param_paths: Collection[str] | None = None)
 
 def equals(kind: str, value: str) -> Comparison:
     """`kind = 'value'` for a plain field, as if parsed (the legacy `status=`, `tag=`,
-    `owner=` query parameters); raises FilterError like the parser would."""
+    `owner=` query parameters); raises FilterError with `field` = kind and no position."""
     quoted = "'" + value.replace("'", "''") + "'"
-    return parse_filter(f"{kind} = {quoted}").clauses[0]
+    try:
+        return parse_filter(f"{kind} = {quoted}").clauses[0]
+    except FilterError as error:
+        raise FilterError(kind, 0, value, f"{kind}: {error.problem}",
+                          error.hint) from None

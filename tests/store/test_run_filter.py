@@ -74,6 +74,16 @@ def test_numbers_status_sweep_and_empty_filters() -> None:
                                                    ("o'neil",), 1)
 
 
+def test_the_listing_parameters_are_refused_under_their_own_name() -> None:
+    with pytest.raises(FilterError) as refused:
+        equals("tag", "nul\x00")
+    assert (refused.value.field, refused.value.position) == ("tag", 0)
+    assert str(refused.value) == "tag: text must not contain NUL bytes (\\u0000)"
+    with pytest.raises(FilterError, match="^status: unknown status 'done': expected one of queued, running") as refused:
+        equals("status", "done")
+    assert refused.value.field == "status"
+
+
 def test_param_paths_allow_list() -> None:
     allowed = {"ewc.lambda", "fisher"}
     assert one("params.fisher = 'seed'").key.path == ("fisher",)
