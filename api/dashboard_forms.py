@@ -2,7 +2,10 @@
 flags) → a validated `ExperimentSpec`, or a message per form field.
 
 Field names follow the original flags with dashes as underscores (`ewc_lambda` for
-`--ewc-lambda`). Errors are keyed by form field so the page shows each next to its input.
+`--ewc-lambda`). Each registered method's part of the form (a checkbox named after it, one
+input per config field, with the field's default and description as help) is generated
+from its config model, like its flags. Errors are keyed by form field so the page shows
+each next to its input.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api import parsing
+from continual_core.methods import METHODS, Method
 from continual_core.spec import (
     DATASET_UPDATES,
     DATASETS,
@@ -23,49 +27,89 @@ from continual_core.spec import (
 )
 from store.sweeps import GridError, parse_grid_entries
 
-#: Spec path (as `validation_problems` names it) → the form field that sets it.
-FIELD_OF_PATH = {
-    "ewc.lambda": "ewc_lambda",
-    "ewc.samples": "ewc_samples",
-    "fim.threshold": "fim_threshold",
-    "fim.samples": "fim_samples",
-    "incdet.threshold": "incdet_threshold",
-    "tags": "tags",
-}
+#: The spec's own fields on the form, each with the spec's default.
+_GENERAL = ("model", "dataset", "dataset_update", "splits", "epochs", "batch_size",
+            "learning_rate", "fisher", "seed", "priority", "device", "name")  # fmt: skip
+#: Where the form starts elsewhere than the spec: a small offline dataset and task stream,
+#: so that "Submit" on a fresh form runs anywhere in seconds.
+_FORM_START = {"dataset": "mnist-5k", "dataset_update": "permute", "splits": "3", "epochs": "6"}
 
-#: The form's default values (what an empty form shows): the spec's defaults, except a
-#: small offline dataset, so that "Submit" on a fresh form runs anywhere in seconds.
-FORM_DEFAULTS: dict[str, str] = {
-    "model": "mlp",
-    "dataset": "mnist-5k",
-    "dataset_update": "permute",
-    "splits": "3",
-    "epochs": "6",
-    "batch_size": "256",
-    "learning_rate": "0.001",
-    "ewc_lambda": "",
-    "ewc_samples": "100",
-    "fim_threshold": "",
-    "fim_samples": "100",
-    "incdet_threshold": "1e-06",
-    "fisher": "empirical",
-    "seed": "0",
-    "priority": "0",
-    "device": "any",
-    "name": "",
-    "tags": "",
-}
 
-CHOICES = {
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def method_inputs(method: type[Method]) -> list[dict[str, Any]]:
+    """The form inputs of a method's config fields: name (`ewc_lambda`), label, help,
+    default (as text, "" for none), type (int, float, str, bool) and widget (checkbox,
+    number, text)."""
+    short = method.Config.__name__.removesuffix("Config") or method.name
+    inputs = []
+    for name, info in method.Config.model_fields.items():
+        key = info.alias or name
+        annotation = info.annotation
+        kind = next((t for t in (bool, int, float) if _is(annotation, t)), str)
+        inputs.append({
+            "name": f"{method.name}_{key}", "path": f"{method.name}.{key}", "key": key,
+            "label": f"{short} {info.title or key}", "help": info.description or "",
+            "default": _text(info.default), "type": kind,
+            "widget": {bool: "checkbox", int: "number"}.get(kind, "text"),
+        })  # fmt: skip
+    return inputs
+
+
+def _is(annotation: Any, kind: type) -> bool:
+    """Whether a field's annotation is `kind` or `kind | None` (bool is not an int here)."""
+    args = getattr(annotation, "__args__", None)
+    options = [a for a in args if a is not type(None)] if args else [annotation]
+    return any(a is kind or getattr(a, "__origin__", None) is kind for a in options)
+
+
+def method_sections() -> list[dict[str, Any]]:
+    """One part of the form per registered method: its checkbox and its inputs."""
+    return [
+        {"name": name, "label": method.Config.label or name, "inputs": method_inputs(method)}
+        for name, method in METHODS.items()
+    ]
+
+
+def form_defaults() -> dict[str, str]:
+    """What an empty form shows, by field: the spec's defaults (except `_FORM_START`) and
+    every method field's default."""
+    spec_fields = ExperimentSpec.model_fields
+    values = {name: _text(spec_fields[name].default) for name in _GENERAL}
+    values.update(_FORM_START)
+    values["tags"] = ""
+    for method in METHODS.values():
+        values.update({i["name"]: i["default"] for i in method_inputs(method) if i["type"] is not bool})
+    return values
+
+
+def checkboxes() -> tuple[str, ...]:
+    """The checkboxes (a browser sends them only when ticked): one per method, and each
+    bool field of a method."""
+    boxes = []
+    for method in METHODS.values():
+        boxes.append(method.name)
+        boxes += [i["name"] for i in method_inputs(method) if i["type"] is bool]
+    return tuple(boxes)
+
+
+#: The form's default values for the built-in methods (`form_defaults()` reads the registry now).
+FORM_DEFAULTS: dict[str, str] = form_defaults()
+
+CHOICES: dict[str, Any] = {
     "model": MODELS,
     "dataset": DATASETS,
     "dataset_update": DATASET_UPDATES,
     "fisher": FISHER_ESTIMATORS,
     "device": ("any", "cpu", "gpu"),
+    # Not a select: the methods' part of the form (new.html loops over it).
+    "methods": method_sections(),
 }
 
 #: The checkboxes of the new-experiment form (a browser sends them only when ticked).
-CHECKBOXES = ("ewc", "fim", "incdet")
+CHECKBOXES = checkboxes()
 #: What the new-experiment page posts: every field always, the checkboxes when ticked.
 NEW_FIELDS = (*FORM_DEFAULTS, *CHECKBOXES)
 NEW_REQUIRED = tuple(FORM_DEFAULTS)
@@ -74,59 +118,56 @@ SWEEP_FIELDS = ("name", "base", "grid")
 #: Deepest nesting of the sweep form's base spec (a spec is two levels deep).
 MAX_BASE_DEPTH = 8
 
-_INTS = ("splits", "epochs", "batch_size", "ewc_samples", "fim_samples", "seed", "priority")
+_INTS = ("splits", "epochs", "batch_size", "seed", "priority")
 #: Numbers the form must not leave empty (an empty one would silently become a default).
 _REQUIRED_NUMBERS = ("splits", "epochs", "batch_size", "learning_rate", "seed", "priority")
-_FLOATS = ("learning_rate", "ewc_lambda", "fim_threshold", "incdet_threshold")
 
 
 def _checked(form: Mapping[str, Any], name: str) -> bool:
     return str(form.get(name, "")).lower() in ("on", "true", "1", "yes")
 
 
+def _number(text: str, kind: type) -> tuple[Any, str | None]:
+    """(value, None) or (None, the message for the field)."""
+    try:
+        return kind(text), None
+    except ValueError:
+        return None, f"{text!r} is not {'a whole number' if kind is int else 'a number'}"
+
+
 def spec_from_form(form: Mapping[str, Any]) -> tuple[ExperimentSpec | None, dict[str, str]]:
     """(spec, {}) for a valid form, or (None, {form field: message}) for an invalid one."""
-    values = {k: str(form.get(k, "")).strip() for k in FORM_DEFAULTS}
+    values = {k: str(form.get(k, "")).strip() for k in form_defaults()}
     errors: dict[str, str] = {}
-    numbers: dict[str, Any] = {}
-    for name in _REQUIRED_NUMBERS:
-        if values[name] == "":
-            errors[name] = "required"
-    for name in _INTS:
-        if values[name] == "" or name in errors:
-            continue
-        try:
-            numbers[name] = int(values[name])
-        except ValueError:
-            errors[name] = f"{values[name]!r} is not a whole number"
-    for name in _FLOATS:
-        if values[name] == "" or name in errors:
-            continue
-        try:
-            numbers[name] = float(values[name])
-        except ValueError:
-            errors[name] = f"{values[name]!r} is not a number"
-    if errors:
-        return None, errors
-
     data: dict[str, Any] = {
         name: values[name] for name in ("model", "dataset_update", "fisher", "device")
     }
+    for name in _REQUIRED_NUMBERS:
+        if values[name] == "":
+            errors[name] = "required"
+            continue
+        data[name], problem = _number(values[name], int if name in _INTS else float)
+        if problem:
+            errors[name] = problem
     if values["dataset"]:
         data["dataset"] = values["dataset"]
-    for name in ("splits", "epochs", "batch_size", "learning_rate", "seed", "priority"):
-        if name in numbers:
-            data[name] = numbers[name]
-    if _checked(form, "ewc"):
-        data["ewc"] = {"samples": numbers.get("ewc_samples", 100)}
-        if "ewc_lambda" in numbers:
-            data["ewc"]["lambda"] = numbers["ewc_lambda"]
-    if _checked(form, "fim"):
-        data["fim"] = {"samples": numbers.get("fim_samples", 100)}
-        if "fim_threshold" in numbers:
-            data["fim"]["threshold"] = numbers["fim_threshold"]
-    if _checked(form, "incdet"):
-        data["incdet"] = {"threshold": numbers.get("incdet_threshold", 1e-6)}
+    for name, method in METHODS.items():
+        section: dict[str, Any] = {}
+        for field in method_inputs(method):
+            if field["type"] is bool:
+                section[field["key"]] = _checked(form, field["name"])
+            elif (text := values[field["name"]]) == "":
+                continue  # empty: the field's default
+            elif field["type"] is str:
+                section[field["key"]] = text
+            else:
+                section[field["key"]], problem = _number(text, field["type"])
+                if problem:
+                    errors[field["name"]] = problem
+        if _checked(form, name):
+            data[name] = section
+    if errors:
+        return None, errors
     if values["name"]:
         data["name"] = values["name"]
     tags = [t.strip() for t in values["tags"].split(",") if t.strip()]
@@ -138,14 +179,23 @@ def spec_from_form(form: Mapping[str, Any]) -> tuple[ExperimentSpec | None, dict
         return None, problems_by_field(validation_problems(exc))
 
 
+def field_of_path() -> dict[str, str]:
+    """Spec path (as `validation_problems` names it) → the form field that sets it."""
+    fields = {"tags": "tags"}
+    for method in METHODS.values():
+        fields.update({i["path"]: i["name"] for i in method_inputs(method)})
+    return fields
+
+
 def problems_by_field(problems: list[tuple[str, str]]) -> dict[str, str]:
     """{form field: message} for (spec path, message) problems; unknown paths go to "form"."""
     errors: dict[str, str] = {}
+    fields, known = field_of_path(), form_defaults()
     for path, message in problems:
-        field = FIELD_OF_PATH.get(path, path.split(".")[0])
+        field = fields.get(path, path.split(".")[0])
         if path.startswith("tags"):
             field = "tags"
-        if field not in FORM_DEFAULTS:
+        if field not in known:
             field = "form"
         errors[field] = f"{errors[field]}; {message}" if field in errors else message
     return errors
@@ -153,12 +203,12 @@ def problems_by_field(problems: list[tuple[str, str]]) -> dict[str, str]:
 
 def form_values(form: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The values to show in the form: the defaults, overlaid with what was submitted."""
-    values: dict[str, Any] = dict(FORM_DEFAULTS)
+    values: dict[str, Any] = form_defaults()
     if form is None:
-        values.update(ewc=False, fim=False, incdet=False)  # as the flags: all off
+        values.update({k: False for k in checkboxes()})  # as the flags: all off
         return values
-    values.update({k: str(form.get(k, "")) for k in FORM_DEFAULTS})
-    values.update({k: _checked(form, k) for k in ("ewc", "fim", "incdet")})
+    values.update({k: str(form.get(k, "")) for k in values})
+    values.update({k: _checked(form, k) for k in checkboxes()})
     return values
 
 

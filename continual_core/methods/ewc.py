@@ -36,6 +36,7 @@ class EWCConfig(MethodConfig):
     lambda_: FiniteFloat | None = Field(
         default=None,
         alias="lambda",
+        title="λ",
         ge=0,
         description="EWC strength λ. Default: 100 for the empirical/sampled Fisher, 0.1 (the "
         "original's) for the seed Fisher.",
