@@ -7,9 +7,13 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:  # imported on use, in artifact_store(): settings stay the lightest import
+    from common.storage import ArtifactStore
 
 #: Shortest admin token accepted (EWC_ADMIN_TOKEN): a guessable one is refused at start-up.
 MIN_ADMIN_TOKEN_CHARS = 24
@@ -205,7 +209,7 @@ class Settings(BaseSettings):
         """Where artifacts are stored: EWC_ARTIFACTS_URL, else the artifacts folder."""
         return self.artifacts_url or str(self.resolved_artifacts_dir())
 
-    def artifact_store(self):  # -> common.storage.ArtifactStore (imported on use: boto3)
+    def artifact_store(self) -> ArtifactStore:
         """The artifact store of `resolved_artifacts_url()` (common.storage.open_store)."""
         from common.storage import open_store
 
