@@ -52,7 +52,7 @@ VERSION_PREFIX = ".v-"
 _VERSIONED = re.compile(r"^(?P<folder>.+)/\.v-(?P<version>[0-9a-f]+)/(?P<rel>.+)$")
 #: Error codes that mean "not now": throttling, timeouts, the server's own trouble.
 _TRANSIENT = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
-              "RequestTimeTooSkewed", "InternalError", "ServiceUnavailable", "503", "500"}
+              "InternalError", "ServiceUnavailable"}  # and every 5xx status
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
