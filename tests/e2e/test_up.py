@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.e2e.conftest import EWC, free_port, spawn
+from tests.harness.processes import EWC, free_port, spawn
 from tests.requirements import ensure_apt
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

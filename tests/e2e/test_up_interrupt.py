@@ -10,7 +10,6 @@ from the checkpoint of task 1 and finishes it with the result of an uninterrupte
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -20,40 +19,26 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import EWC, Proc, free_port
+from tests.harness.experiments import submit, two_tasks
+from tests.harness.processes import EWC, Proc, free_port, spawn
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 #: Unset for `ewc up`, so that it uses its embedded defaults.
 SERVICE_VARIABLES = ("EWC_DATABASE_URL", "EWC_BROKER_URL", "EWC_ADMIN_TOKEN")
-SPEC = {
-    "dataset": "digits",
-    "model": "mlp",
-    "dataset_update": "permute",
-    "splits": 2,
-    "epochs": 40,
-    "batch_size": 16,
-    "seed": 0,
-}
+SPEC = two_tasks(epochs=40)
 
 
 def up(data_dir: Path) -> tuple[Proc, str, str]:
     """Start `ewc up` in a new process group; returns (process, URL, admin token)."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in SERVICE_VARIABLES}
-    env |= {
+    env = {
         "EWC_DATA_DIR": str(data_dir),
         "PORT": str(port),
         "EWC_PORT": str(port),
         "EWC_SWEEP_INTERVAL_S": "2",  # the second worker finds the handed-back job quickly
-        "PYTHONUNBUFFERED": "1",
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    popen = subprocess.Popen(
-        [*EWC, "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True,
-    )  # fmt: skip
-    service = Proc("ewc up", popen)
+    service = spawn("ewc up", [*EWC, "up"], env, unset=SERVICE_VARIABLES, new_session=True)
     line = service.wait_for_line(lambda s: s.startswith("EWC Server is up: "), timeout=120)
     token = (data_dir / "admin-token").read_text().strip()
     return service, line.split()[4], token
@@ -61,11 +46,11 @@ def up(data_dir: Path) -> tuple[Proc, str, str]:
 
 def ctrl_c(service: Proc) -> int:
     """SIGINT to the process group, as a terminal's Ctrl-C; the exit code."""
-    os.killpg(service.popen.pid, signal.SIGINT)
+    service.send(signal.SIGINT)
     try:
         return service.popen.wait(timeout=90)
     except subprocess.TimeoutExpired:
-        os.killpg(service.popen.pid, signal.SIGKILL)
+        service.send(signal.SIGKILL)
         service.popen.wait()
         raise
 
@@ -76,9 +61,7 @@ def test_ctrl_c_of_ewc_up_hands_the_job_back_and_the_next_up_finishes_it(tmp_pat
     first, url, token = up(data_dir)
     try:
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as client:
-            response = client.post("/v1/experiments", json=SPEC)
-            assert response.status_code == 201, response.text
-            experiment_id = response.json()["id"]
+            experiment_id = submit(client, SPEC)
         first.wait_for_line(lambda s: "event=task_end" in s and "task=1 " in s, timeout=240)
         first.wait_for_line(lambda s: "event=epoch" in s and " epoch=26 " in s)
     finally:

@@ -12,7 +12,8 @@ stopped. A test that must kill a server starts its own:
 
 Every process started here is stopped at the end of its test, even when the test fails.
 Each test tells what it did and what it found through `say`, shown even when pytest
-captures output.
+captures output. The service's own processes (API, workers) and the experiments come from
+the one harness (tests/harness/processes.py, tests/harness/experiments.py).
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import signal
 import subprocess
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -32,13 +32,8 @@ import pytest
 import sqlalchemy as sa
 
 from tests.conftest import PG_URL, postgres_available
-from tests.e2e.conftest import (  # noqa: F401 - fixtures shared with the e2e tests
-    EWC,
-    Proc,
-    free_port,
-    processes,
-    spawn,
-)
+from tests.e2e.conftest import processes  # noqa: F401 - the fixture, shared with e2e
+from tests.harness.processes import free_port, throwaway_database
 from tests.requirements import ensure_apt, missing
 
 pytestmark = pytest.mark.faults
@@ -279,56 +274,9 @@ def private_postgres() -> Iterator[PrivatePostgres]:
 def pg_database(request) -> Iterator[str]:
     """An empty database of our own: on the machine's PostgreSQL if it answers (dropped
     after the test), else in a private cluster."""
-    name = f"ewc_fault_{uuid.uuid4().hex[:10]}"
     if not postgres_available():
         cluster: PrivatePostgres = request.getfixturevalue("private_postgres")
-        yield cluster.create_database(name)
+        yield cluster.create_database(f"ewc_fault_{os.urandom(5).hex()}")
         return
-    admin = sa.create_engine(PG_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"),
-                {"n": name},
-            )
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
-# Processes ---------------------------------------------------------------------------------
-
-
-def service_env(db_url: str, broker_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
-    """The EWC_* environment of an API or worker process of a fault test."""
-    return {
-        "EWC_DATABASE_URL": db_url,
-        "EWC_BROKER_URL": broker_url,
-        "EWC_DATA_DIR": str(data_dir),
-        "EWC_DATASET_CACHE": str(data_dir / "datasets"),
-        "EWC_HEARTBEAT_S": "0.5",
-        "EWC_HEARTBEAT_TIMEOUT_S": "3",
-        "EWC_SWEEP_INTERVAL_S": "1",
-        "EWC_LOG_LEVEL": "INFO",
-        **extra,
-    }
-
-
-def start_workers(start: Callable[..., Proc], env: dict[str, str], count: int = 1) -> list[Proc]:
-    """Start `count` `ewc worker` processes and wait until each is ready for messages."""
-    started = [start(f"worker-{i + 1}", [*EWC, "worker", "--queue", "cpu"], env) for i in range(count)]
-    for proc in started:
-        proc.wait_for_line(lambda line: " ready." in line, timeout=120)
-    return started
-
-
-def claims(proc: Proc) -> list[int]:
-    """Experiment ids this worker claimed, in order (from its `event=job_claimed` lines)."""
-    found = []
-    for line in list(proc.lines):
-        if "event=job_claimed" in line:
-            found.append(int(line.split("experiment_id=")[1].split()[0]))
-    return found
+    with throwaway_database(PG_URL, prefix="ewc_fault_") as url:
+        yield url

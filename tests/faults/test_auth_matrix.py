@@ -16,12 +16,12 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.e2e.conftest import start_api
-from tests.faults.conftest import EWC, service_env
+from tests.harness.experiments import TINY
+from tests.harness.processes import EWC, service_env, start_api
 
 pytestmark = [pytest.mark.faults]
 
-SPEC = {"dataset": "digits", "dataset_update": "permute", "splits": 2, "epochs": 2}
+SPEC = TINY
 
 
 def _ewc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -52,7 +52,10 @@ def _every_v1_operation(url: str, experiment_id: int) -> list[tuple[str, str]]:
 def test_tokens_from_the_cli_and_the_auth_matrix(tmp_path, pg_database, private_redis, processes, say):
     # Every bad token must get its 401 here: lift the failure throttle (tests/api/
     # test_api_throttle.py proves the throttle itself).
-    env = service_env(pg_database, private_redis.url, tmp_path / "data", EWC_AUTH_FAILURES="100000")
+    env = service_env(
+        pg_database, private_redis.url, tmp_path / "data", fast_recovery=True,
+        EWC_AUTH_FAILURES="100000",
+    )  # fmt: skip
     _ewc(env, "migrate")
     made = {}
     for name, flags in (("ann", []), ("bob", []), ("boss", ["--admin"])):

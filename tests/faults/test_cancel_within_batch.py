@@ -23,8 +23,8 @@ from datetime import datetime
 import pytest
 
 from store.migrate import upgrade
-from tests.faults.conftest import service_env, start_workers
-from tests.faults.direct import Store
+from tests.harness.experiments import Store
+from tests.harness.processes import service_env, start_workers
 from worker.watch import CANCEL_POLL_S
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -66,6 +66,7 @@ def test_a_cancel_in_the_middle_of_an_epoch_stops_the_job_after_its_current_batc
         database,
         private_redis.url,
         tmp_path / "data",
+        fast_recovery=True,
         EWC_HEARTBEAT_S="5",
         EWC_HEARTBEAT_TIMEOUT_S="60",
         EWC_LOG_LEVEL="DEBUG",

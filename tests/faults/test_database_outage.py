@@ -17,20 +17,12 @@ import httpx
 import pytest
 
 from store.migrate import upgrade
-from tests.e2e.conftest import start_api, token_for, wait_for_status
-from tests.faults.conftest import service_env, start_workers
+from tests.harness.experiments import submit, token_for, two_tasks, wait_for_status
+from tests.harness.processes import service_env, start_api, start_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-SPEC = {
-    "dataset": "digits",
-    "model": "mlp",
-    "dataset_update": "permute",
-    "splits": 2,
-    "epochs": 30,
-    "batch_size": 16,
-    "seed": 0,
-}
+SPEC = two_tasks(epochs=30)
 #: How long the database stays down (seconds).
 OUTAGE_S = 6
 
@@ -41,18 +33,20 @@ def test_a_stopped_database_gives_503s_kills_nothing_and_everything_resumes(
     db_url = private_postgres.create_database("ewc")
     upgrade(db_url)
     # A heartbeat timeout longer than the outage: the job is not taken for dead meanwhile.
-    env = service_env(db_url, private_redis.url, tmp_path / "data", EWC_HEARTBEAT_TIMEOUT_S="60")
+    env = service_env(
+        db_url, private_redis.url, tmp_path / "data", fast_recovery=True, EWC_HEARTBEAT_TIMEOUT_S="60"
+    )
     (worker,) = start_workers(processes, env)
     api, url = start_api(processes, env)
     headers = {"Authorization": f"Bearer {token_for(db_url)}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        job_id = client.post("/v1/experiments", json=SPEC).json()["id"]
+        job_id = submit(client, SPEC)
         worker.wait_for_line(lambda line: "event=epoch" in line and " epoch=3 " in line)
 
         private_postgres.stop("fast")
         stopped_at = time.monotonic()
         ready = client.get("/readyz")
-        submit = client.post("/v1/experiments", json=SPEC)
+        post = client.post("/v1/experiments", json=SPEC)
         read = client.get(f"/v1/experiments/{job_id}")
         cancel = client.post(f"/v1/experiments/{job_id}/cancel")
         metrics = client.get("/metrics")
@@ -60,13 +54,13 @@ def test_a_stopped_database_gives_503s_kills_nothing_and_everything_resumes(
         say(
             f"stopped PostgreSQL (pg_ctl stop -m fast) during epoch 3 of job {job_id}: "
             f"/readyz {ready.status_code} {ready.json()['checks']}, "
-            f"POST /v1/experiments {submit.status_code}, GET {read.status_code}, "
+            f"POST /v1/experiments {post.status_code}, GET {read.status_code}, "
             f"cancel {cancel.status_code}, /healthz {health.status_code}, "
             f"/metrics {metrics.status_code}"
         )
         assert ready.status_code == 503 and ready.json()["checks"]["database"].startswith("error")
         assert ready.json()["checks"]["broker"] == "ok"
-        for response in (submit, read, cancel):
+        for response in (post, read, cancel):
             assert response.status_code == 503, response.text
             assert "database is unavailable" in response.json()["detail"]
             assert response.headers.get("retry-after")

@@ -25,8 +25,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.dashboard_forms import CHECKBOXES, FORM_DEFAULTS
 from store.migrate import upgrade
-from tests.e2e.conftest import start_api, token_for
-from tests.faults.conftest import service_env
+from tests.harness.experiments import TINY, token_for
+from tests.harness.processes import service_env, start_api
 from tests.requirements import missing
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -153,6 +153,7 @@ def test_schemathesis_finds_no_server_error(tmp_path, pg_database, private_redis
         pg_database,
         private_redis.url,
         tmp_path / "data",
+        fast_recovery=True,
         EWC_ADMIN_TOKEN=ADMIN_TOKEN,
         EWC_EVENTS_MAX_S="1",  # a queued job's event stream closes after 1 s
     )
@@ -160,8 +161,7 @@ def test_schemathesis_finds_no_server_error(tmp_path, pg_database, private_redis
     # Something to find: another user's experiments, one cancelled.
     other = {"Authorization": f"Bearer {token_for(pg_database, 'other')}"}
     with httpx.Client(base_url=url, headers=other, timeout=30) as client:
-        spec = {"dataset": "digits", "dataset_update": "permute", "splits": 2, "epochs": 2}
-        ids = [client.post("/v1/experiments", json=spec).json()["id"] for _ in range(3)]
+        ids = [client.post("/v1/experiments", json=TINY).json()["id"] for _ in range(3)]
         client.post(f"/v1/experiments/{ids[0]}/cancel")
 
     # 1. The v1 API, as /openapi.json describes it (query parameters included).

@@ -22,15 +22,15 @@ import pytest
 import sqlalchemy as sa
 
 from store.migrate import upgrade
-from tests.e2e.conftest import start_api, token_for
-from tests.faults.conftest import claims, service_env, start_workers
+from tests.harness.experiments import SMALLEST, token_for
+from tests.harness.processes import claimed_ids, service_env, start_api, start_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 USERS = ("ann", "bob", "cy", "dee")
 JOBS_PER_USER = 50
 #: The smallest job there is: one task, one epoch, 8x8 digits.
-SPEC = {"dataset": "digits", "model": "mlp", "dataset_update": "full", "epochs": 1, "batch_size": 256}
+SPEC = {**SMALLEST, "batch_size": 256}
 DEADLINE_S = 600  # generous: a loaded 2-core machine needs ~150 s
 
 
@@ -91,7 +91,7 @@ def test_200_jobs_of_4_users_one_backlog_first_each_run_once_and_share_fairly(
     tokens = {user: token_for(database, user) for user in USERS}
     # One TensorFlow thread pool each: two workers on a small machine do not fight.
     env = service_env(
-        database, private_redis.url, tmp_path / "data",
+        database, private_redis.url, tmp_path / "data", fast_recovery=True,
         TF_NUM_INTRAOP_THREADS="1", TF_NUM_INTEROP_THREADS="1",
     )
     _, url = start_api(processes, env)
@@ -146,9 +146,9 @@ def test_200_jobs_of_4_users_one_backlog_first_each_run_once_and_share_fairly(
     assert counts == {"succeeded": 200}, counts
     assert all(j.attempts == 1 for j in jobs), [j for j in jobs if j.attempts != 1]
     assert all((j[3], j[4]) == (1, 1) for j in jobs), [j for j in jobs if (j[3], j[4]) != (1, 1)]
-    claimed = Counter(i for w in workers for i in claims(w))
+    claimed = Counter(i for w in workers for i in claimed_ids(w))
     assert set(claimed) == set(owner_of) and set(claimed.values()) == {1}, claimed.most_common(3)
-    per_worker = [len(claims(w)) for w in workers]
+    per_worker = [len(claimed_ids(w)) for w in workers]
 
     order = [owner_of[j.id] for j in jobs]  # users in the order their jobs started
     first_20 = Counter(order[:20])

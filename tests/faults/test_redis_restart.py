@@ -4,8 +4,8 @@ Real processes: an API (uvicorn), an `ewc worker`, PostgreSQL and a private redi
 started with `--save "" --appendonly no`. Six jobs are submitted (their wake-ups wait in
 Redis, no worker is up yet), Redis is SIGKILLed, two more are submitted while it is down,
 and it is started again on the same port — empty. Then a worker starts: with no message
-in the broker, only the worker's periodic sweep (re-sending wake-ups for jobs that waited
-too long) can get the jobs going. Every job must succeed exactly once. Then Redis is
+in the broker, only the worker's periodic re-sending of wake-ups (for jobs that waited too
+long) can get the jobs going. Every job must succeed exactly once. Then Redis is
 killed and restarted once more under the idle, connected worker: it must reconnect and run
 jobs submitted afterwards.
 """
@@ -20,26 +20,19 @@ import redis
 import sqlalchemy as sa
 
 from store.migrate import upgrade
-from tests.e2e.conftest import start_api, token_for, wait_for_status
-from tests.faults.conftest import claims, service_env, start_workers
+from tests.harness.experiments import TINY, token_for, wait_for_status
+from tests.harness.processes import claimed_ids, service_env, start_api, start_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-SPEC = {
-    "dataset": "digits",
-    "model": "mlp",
-    "dataset_update": "permute",
-    "splits": 2,
-    "epochs": 2,
-    "seed": 0,
-}
+SPEC = TINY
 
 
 def test_jobs_queued_when_redis_restarts_empty_all_complete_once(
     tmp_path, pg_database, private_redis, processes, say
 ):
     upgrade(pg_database)
-    env = service_env(pg_database, private_redis.url, tmp_path / "data")
+    env = service_env(pg_database, private_redis.url, tmp_path / "data", fast_recovery=True)
     api, url = start_api(processes, env)
     broker = redis.Redis(port=private_redis.port, socket_timeout=2)
     headers = {"Authorization": f"Bearer {token_for(pg_database)}"}
@@ -82,7 +75,7 @@ def test_jobs_queued_when_redis_restarts_empty_all_complete_once(
 
     assert [j["status"] for j in finished] == ["succeeded"] * 10, finished
     assert [j["attempts"] for j in finished] == [1] * 10
-    claimed = claims(worker)
+    claimed = claimed_ids(worker)
     assert sorted(claimed) == sorted(ids), claimed  # each job claimed once, none twice
     resent = sum("event=wakeup_resent" in line for line in worker.lines)
     assert resent >= 1, worker.output
@@ -97,7 +90,7 @@ def test_jobs_queued_when_redis_restarts_empty_all_complete_once(
     assert rows == {i: 2 for i in ids}
     assert api.popen.poll() is None and worker.popen.poll() is None
     say(
-        f"worker started after the restart: the sweep re-sent {resent} wake-up(s); all 8 jobs "
+        f"worker started after the restart: it re-sent {resent} lost wake-up(s); all 8 jobs "
         f"succeeded in {elapsed:.1f} s; Redis killed and restarted again under the idle "
         f"worker: it reconnected and ran 2 new jobs; all 10 claimed once (attempts 1), "
         "2 epoch rows each; API and worker still up"

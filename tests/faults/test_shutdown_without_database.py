@@ -20,20 +20,12 @@ import time
 import pytest
 
 from store.migrate import upgrade
-from tests.faults.conftest import claims, service_env, start_workers
-from tests.faults.direct import Store
+from tests.harness.experiments import Store, two_tasks
+from tests.harness.processes import claimed_ids, service_env, start_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-SPEC = {
-    "dataset": "digits",
-    "model": "mlp",
-    "dataset_update": "permute",
-    "splits": 2,
-    "epochs": 60,
-    "batch_size": 16,
-    "seed": 0,
-}
+SPEC = two_tasks(epochs=60)
 #: How long the worker may take to exit with its database gone (it used to hang > 60 s).
 EXIT_BOUND_S = 25.0
 
@@ -43,7 +35,10 @@ def test_a_worker_whose_database_is_gone_exits_promptly_and_the_job_is_recovered
 ):
     database = private_postgres.create_database("ewc_shutdown")
     upgrade(database)
-    env = service_env(database, private_redis.url, tmp_path / "data", EWC_HEARTBEAT_TIMEOUT_S="5")
+    env = service_env(
+        database, private_redis.url, tmp_path / "data", fast_recovery=True,
+        EWC_HEARTBEAT_TIMEOUT_S="5",
+    )  # fmt: skip
     (first,) = start_workers(processes, env)
     store = Store(database, private_redis.url)
     try:
@@ -75,5 +70,5 @@ def test_a_worker_whose_database_is_gone_exits_promptly_and_the_job_is_recovered
         store.close()
     say(f"worker-2 took the job over after its heartbeat expired: {job['status']}")
     assert job["status"] == "succeeded", job
-    assert claims(second) == [experiment_id]
+    assert claimed_ids(second) == [experiment_id]
     assert epochs == list(range(1, 61))

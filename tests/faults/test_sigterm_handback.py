@@ -18,21 +18,13 @@ import time
 import pytest
 
 from store.migrate import upgrade
-from tests.faults.conftest import claims, service_env, start_workers
-from tests.faults.direct import Store
+from tests.harness.experiments import Store, two_tasks
+from tests.harness.processes import claimed_ids, service_env, start_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 #: Two tasks of 20 epochs; the SIGTERM comes half-way through task 2.
-SPEC = {
-    "dataset": "digits",
-    "model": "mlp",
-    "dataset_update": "permute",
-    "splits": 2,
-    "epochs": 40,
-    "batch_size": 16,
-    "seed": 0,
-}
+SPEC = two_tasks(epochs=40)
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -47,7 +39,10 @@ def test_sigterm_hands_the_job_back_and_the_next_worker_resumes_it_from_its_chec
 ):
     upgrade(database)
     # A heartbeat timeout far longer than the test: only the hand-back can requeue the job.
-    env = service_env(database, private_redis.url, tmp_path / "data", EWC_HEARTBEAT_TIMEOUT_S="600")
+    env = service_env(
+        database, private_redis.url, tmp_path / "data", fast_recovery=True,
+        EWC_HEARTBEAT_TIMEOUT_S="600",
+    )  # fmt: skip
     (first,) = start_workers(processes, env)
     store = Store(database, private_redis.url)
     try:
@@ -84,7 +79,7 @@ def test_sigterm_hands_the_job_back_and_the_next_worker_resumes_it_from_its_chec
     assert "first_task=2" in resumed, resumed  # from task 1's checkpoint, not from zero
     assert job["status"] == "succeeded", job
     assert job["attempts"] == 1, job
-    assert claims(second) == [experiment_id]
+    assert claimed_ids(second) == [experiment_id]
     assert [e["epoch"] for e in epochs] == list(range(1, 41))  # each epoch once
 
     from continual_core.spec import ExperimentSpec

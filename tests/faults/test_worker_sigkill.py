@@ -16,33 +16,25 @@ import pytest
 import sqlalchemy as sa
 
 from store.migrate import upgrade
-from tests.e2e.conftest import start_api, token_for, wait_for_status
-from tests.faults.conftest import claims, service_env, start_workers
+from tests.harness.experiments import submit, token_for, two_tasks, wait_for_status
+from tests.harness.processes import claimed_ids, service_env, start_api, start_workers
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-#: Task 1 is short; task 2 is long enough to be killed in (20 epochs each).
-SPEC = {
-    "dataset": "digits",
-    "model": "mlp",
-    "dataset_update": "permute",
-    "splits": 2,
-    "epochs": 40,
-    "batch_size": 16,
-    "seed": 0,
-}
+#: Two tasks of 20 epochs each: task 2 is long enough to be killed in.
+SPEC = two_tasks(epochs=40)
 
 
 def test_a_worker_killed_mid_task_2_is_resumed_and_ends_as_an_uninterrupted_run(
     tmp_path, pg_database, private_redis, processes, say
 ):
     upgrade(pg_database)
-    env = service_env(pg_database, private_redis.url, tmp_path / "data")
+    env = service_env(pg_database, private_redis.url, tmp_path / "data", fast_recovery=True)
     (first,) = start_workers(processes, env)
     _, url = start_api(processes, env)
     headers = {"Authorization": f"Bearer {token_for(pg_database)}"}
     with httpx.Client(base_url=url, headers=headers, timeout=30) as client:
-        experiment_id = client.post("/v1/experiments", json=SPEC).json()["id"]
+        experiment_id = submit(client, SPEC)
         first.wait_for_line(lambda line: "event=task_end" in line and "task=1 " in line)
         # Half-way through task 2 (epochs 21..40): its checkpoint is the one of task 1.
         first.wait_for_line(lambda line: "event=epoch" in line and " epoch=26 " in line)
@@ -69,7 +61,7 @@ def test_a_worker_killed_mid_task_2_is_resumed_and_ends_as_an_uninterrupted_run(
         )
         assert job["status"] == "succeeded", job
         assert job["attempts"] == 2
-        assert claims(second) == [experiment_id]
+        assert claimed_ids(second) == [experiment_id]
         metrics = client.get(f"/v1/experiments/{experiment_id}/metrics").json()
     assert [e["epoch"] for e in metrics["epochs"]] == list(range(1, 41))
     assert len(metrics["accuracy_matrix"]) == 2
