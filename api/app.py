@@ -21,6 +21,7 @@ from api.body_limit import BodySizeLimit
 from api.concurrency import ConcurrencyLimit
 from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
+from api.openapi import TAGS, install_openapi
 from api.routes import ROUTERS
 from api.throttle import AuthThrottle
 from common.broker import make_celery
@@ -84,11 +85,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Continual-learning experiments (EWC, FIM, IncDet) as a shared job service.",
         description="Every `/v1` call needs `Authorization: Bearer <token>`. Accuracies are "
         "fractions in [0, 1]; times are seconds.",
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.auth_throttle = AuthThrottle(max_failures=settings.auth_failures)
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics)
     # Outermost: a request refused (busy) or dropped (its client left) costs nothing

@@ -188,36 +188,8 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-def _document_problem_shape(app: FastAPI) -> None:
-    """Make the OpenAPI document describe 422s as they are sent: {"detail": [{"field",
-    "message"}]}, instead of FastAPI's default {"detail": [{"loc", "msg", "type"}]}."""
-    default_openapi = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = default_openapi()
-            schemas = schema.get("components", {}).get("schemas", {})
-            if "HTTPValidationError" in schemas:
-                schemas["ValidationError"] = {
-                    "title": "Problem",
-                    "type": "object",
-                    "description": "One thing wrong with a request: the field (dotted path) "
-                    "and what is allowed.",
-                    "properties": {
-                        "field": {"type": "string", "title": "Field"},
-                        "message": {"type": "string", "title": "Message"},
-                    },
-                    "required": ["field", "message"],
-                }
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
 def install_error_handlers(app: FastAPI) -> None:
-    """Register every handler above on `app` (and document the 422 shape in OpenAPI)."""
-    _document_problem_shape(app)
+    """Register every handler above on `app` (`api.openapi` documents the 422 shape)."""
     app.add_exception_handler(RequestValidationError, _validation_handler)
     app.add_exception_handler(StarletteHTTPException, _http_handler)
     app.add_exception_handler(SpecProblems, _spec_handler)

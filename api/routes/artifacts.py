@@ -8,14 +8,12 @@ Every requested path goes through `store.artifacts.resolve_artifact` (in
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, StreamingResponse
-from pydantic import BaseModel
+from fastapi.responses import FileResponse, Response, StreamingResponse
 
 from api.deps import CurrentUser, ExperimentId, SessionDep, SettingsDep
-from api.schemas import ErrorMessage, ProblemList
+from api.openapi import binary
+from api.schemas import ArtifactList, ArtifactOut, ErrorMessage, ProblemList
 from api.services import artifacts as artifact_service
 from store import artifacts, experiments
 
@@ -26,26 +24,9 @@ router = APIRouter(
 )
 
 
-class ArtifactOut(BaseModel):
-    """One downloadable artifact; folders (checkpoints, tensorboard) come as `<name>.zip`."""
-
-    path: str
-    kind: str
-    size: int
-    files: int
-    modified: datetime
-    url: str
-
-
-class ArtifactList(BaseModel):
-    """Every artifact of an experiment (empty before its first checkpoint)."""
-
-    experiment_id: int
-    items: list[ArtifactOut]
-
-
 @router.get(
     "/{experiment_id}/artifacts",
+    operation_id="list_artifacts",
     responses={404: {"model": ErrorMessage, "description": "No experiment with this id"}},
 )
 def list_artifacts(
@@ -69,9 +50,12 @@ def list_artifacts(
 
 @router.get(
     "/{experiment_id}/artifacts/{path:path}",
+    operation_id="download_artifact",
+    response_class=Response,
     response_model=None,
     responses={
-        200: {"content": {"application/octet-stream": {}, "application/zip": {}}},
+        200: binary("application/octet-stream", "application/zip",
+                    description="A file as is, or a folder as a zip"),
         404: {"model": ErrorMessage, "description": "No such experiment or artifact"},
         422: {"model": ProblemList, "description": "A path that would leave the folder"},
     },

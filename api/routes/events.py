@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
 from api.deps import CurrentUser, ExperimentId, SessionDep
+from api.openapi import text_body
 from api.schemas import ErrorMessage
 from api.services.events import sse_response
 from store import experiments
@@ -25,9 +26,10 @@ router = APIRouter(
 
 @router.get(
     "/{experiment_id}/events",
+    operation_id="stream_events",
     response_class=StreamingResponse,
     responses={
-        200: {"content": {"text/event-stream": {}}, "description": "status/epoch/task/end events"},
+        200: text_body("text/event-stream", "status/epoch/task/end events"),
         404: {"model": ErrorMessage, "description": "No experiment with this id"},
     },
 )

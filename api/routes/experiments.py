@@ -12,7 +12,14 @@ from fastapi import APIRouter, HTTPException, Query, status
 
 from api import submission
 from api.deps import CeleryDep, CurrentUser, ExperimentId, SessionDep, SettingsDep
-from api.schemas import ErrorMessage, ExperimentOut, ExperimentPage, Metrics, ProblemList
+from api.schemas import (
+    ErrorMessage,
+    ExperimentOut,
+    ExperimentPage,
+    Metrics,
+    ProblemList,
+    experiment_out,
+)
 from continual_core.spec import ExperimentSpec
 from store import experiments
 from store.models import JobStatus
@@ -30,6 +37,7 @@ _NOT_FOUND = {404: {"model": ErrorMessage, "description": "No experiment with th
 
 @router.post(
     "",
+    operation_id="submit_experiment",
     status_code=status.HTTP_201_CREATED,
     responses={
         400: {"model": ErrorMessage, "description": "Body not readable (e.g. not UTF-8)"},
@@ -48,10 +56,14 @@ def submit_experiment(
     """Queue an experiment. The body is the spec (plus optional name, tags, priority, device)."""
     experiment = submission.create_experiment(session, settings, user, spec)
     submission.wake(session, celery, [experiment])
-    return ExperimentOut.of(experiment)
+    return experiment_out(experiment)
 
 
-@router.get("", responses={422: {"model": ProblemList, "description": "Bad filter or cursor"}})
+@router.get(
+    "",
+    operation_id="list_experiments",
+    responses={422: {"model": ProblemList, "description": "Bad filter or cursor"}},
+)
 def list_experiments(
     user: CurrentUser,
     session: SessionDep,
@@ -66,17 +78,17 @@ def list_experiments(
         session, status=status, tag=tag, owner=owner, limit=limit, cursor=cursor
     )
     return ExperimentPage(
-        items=[ExperimentOut.of(e) for e in page.items], next_cursor=page.next_cursor
+        items=[experiment_out(e) for e in page.items], next_cursor=page.next_cursor
     )
 
 
-@router.get("/{experiment_id}", responses=_NOT_FOUND)
+@router.get("/{experiment_id}", operation_id="get_experiment", responses=_NOT_FOUND)
 def get_experiment(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> ExperimentOut:
     """One experiment: status, spec, progress, summary, error, timings, device, owner."""
-    return ExperimentOut.of(experiments.get_experiment(session, experiment_id))
+    return experiment_out(experiments.get_experiment(session, experiment_id))
 
 
-@router.get("/{experiment_id}/metrics", responses=_NOT_FOUND)
+@router.get("/{experiment_id}/metrics", operation_id="get_metrics", responses=_NOT_FOUND)
 def get_metrics(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Metrics:
     """Every epoch row and the test accuracy matrix (partial while the job runs)."""
     experiment = experiments.get_experiment(session, experiment_id)
@@ -85,6 +97,7 @@ def get_metrics(experiment_id: ExperimentId, user: CurrentUser, session: Session
 
 @router.post(
     "/{experiment_id}/cancel",
+    operation_id="cancel_experiment",
     responses={
         **_NOT_FOUND,
         403: {"model": ErrorMessage, "description": "Neither the owner nor an admin"},
@@ -107,4 +120,4 @@ def cancel_experiment(experiment_id: ExperimentId, user: CurrentUser, session: S
         user.name,
         experiment.status.value,
     )
-    return ExperimentOut.of(experiment)
+    return experiment_out(experiment)

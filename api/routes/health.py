@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from api.openapi import PUBLIC, text_body
 from api.schemas import Health
 from common.broker import ping_broker
 from store.db import ping
@@ -18,13 +19,19 @@ log = logging.getLogger("ewc.api")
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="healthz", openapi_extra=PUBLIC)
 def healthz() -> Health:
     """200 while the process is alive; touches no database or broker."""
     return Health(status="ok")
 
 
-@router.get("/readyz", responses={503: {"model": Health, "description": "A dependency is down"}})
+@router.get(
+    "/readyz",
+    operation_id="readyz",
+    response_model=Health,
+    responses={503: {"model": Health, "description": "A dependency is down"}},
+    openapi_extra=PUBLIC,
+)
 def readyz(request: Request) -> JSONResponse:
     """200 when the database and the broker both answer, else 503 naming the one that failed."""
     checks: dict[str, str] = {}
@@ -45,7 +52,13 @@ def readyz(request: Request) -> JSONResponse:
     return JSONResponse(status_code=200 if ready else 503, content=body.model_dump())
 
 
-@router.get("/metrics", response_class=Response)
+@router.get(
+    "/metrics",
+    operation_id="prometheus_metrics",
+    response_class=Response,
+    responses={200: text_body("text/plain", "Prometheus text format")},
+    openapi_extra=PUBLIC,
+)
 def metrics(request: Request) -> Response:
     """Prometheus text format: jobs by status, queue depths, HTTP request counts and latency."""
     return Response(generate_latest(request.app.state.registry), media_type=CONTENT_TYPE_LATEST)

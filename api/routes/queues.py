@@ -17,7 +17,7 @@ router = APIRouter(
 )
 
 
-@router.get("")
+@router.get("", operation_id="get_queues")
 def get_queues(user: CurrentUser, session: SessionDep, settings: SettingsDep) -> Queues:
     """Per queue: waiting and running jobs and the live workers (with their device); jobs
     by status; workers whose heartbeat expired."""

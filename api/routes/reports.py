@@ -6,13 +6,14 @@ Registered before the experiments router (`api.routes.ROUTERS`), so
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 
 from api import plots
 from api.deps import CurrentUser, ExperimentId, SessionDep
-from api.schemas import ErrorMessage, ProblemList
+from api.openapi import binary, text_body
+from api.schemas import Comparison, ErrorMessage, ExperimentExport, ProblemList
 from api.services import reports
 from store import experiments
 
@@ -23,11 +24,12 @@ router = APIRouter(
 )
 
 _NOT_FOUND = {404: {"model": ErrorMessage, "description": "No experiment with this id"}}
-_PNG = {"content": {"image/png": {}}, "description": "A PNG image"}
+_PNG = binary("image/png", description="A PNG image")
 
 
 @router.get(
     "/compare",
+    operation_id="compare_experiments",
     responses={
         404: {"model": ErrorMessage, "description": "Lists every unknown id"},
         422: {"model": ProblemList, "description": "ids is not a list of experiment ids"},
@@ -37,11 +39,11 @@ def compare_experiments(
     user: CurrentUser,
     session: SessionDep,
     ids: Annotated[str | None, Query(description="Experiment ids, comma-separated: 1,2,3")] = None,
-) -> dict[str, Any]:
+) -> Comparison:
     """Several experiments side by side: a summary per experiment and the spec fields that
     differ (`spec_differences`: {field: {id: value}}) or agree (`common_spec`)."""
     found = reports.load_experiments(session, reports.parse_ids(ids))
-    return reports.comparison(found)
+    return Comparison.model_validate(reports.comparison(found))
 
 
 def _plot(request: Request, session, experiment_id: int, kind: str) -> Response:
@@ -67,6 +69,7 @@ _PLOT_RESPONSES = {
 
 @router.get(
     "/{experiment_id}/plots/accuracy-matrix.png",
+    operation_id="accuracy_matrix_plot",
     response_class=Response,
     responses=_PLOT_RESPONSES,
 )
@@ -78,7 +81,12 @@ def accuracy_matrix_plot(
     return _plot(request, session, experiment_id, "accuracy-matrix")
 
 
-@router.get("/{experiment_id}/plots/curves.png", response_class=Response, responses=_PLOT_RESPONSES)
+@router.get(
+    "/{experiment_id}/plots/curves.png",
+    operation_id="curves_plot",
+    response_class=Response,
+    responses=_PLOT_RESPONSES,
+)
 def curves_plot(
     experiment_id: ExperimentId, request: Request, user: CurrentUser, session: SessionDep
 ) -> Response:
@@ -89,8 +97,9 @@ def curves_plot(
 
 @router.get(
     "/{experiment_id}/export.csv",
+    operation_id="export_csv",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}}, **_NOT_FOUND},
+    responses={200: text_body("text/csv", "A CSV file (UTF-8)"), **_NOT_FOUND},
 )
 def export_csv(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Response:
     """The metrics as CSV: one row per epoch (validation accuracy per task), then one
@@ -100,8 +109,9 @@ def export_csv(experiment_id: ExperimentId, user: CurrentUser, session: SessionD
 
 @router.get(
     "/{experiment_id}/export.json",
-    response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, **_NOT_FOUND},
+    operation_id="export_json",
+    response_model=ExperimentExport,
+    responses={200: {"description": "A JSON file (sent as a download)"}, **_NOT_FOUND},
 )
 def export_json(experiment_id: ExperimentId, user: CurrentUser, session: SessionDep) -> Response:
     """The experiment and its metrics document in one file: {"experiment", "metrics"}."""

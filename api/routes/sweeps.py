@@ -11,13 +11,15 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 
 from api import parsing
 from api.deps import MAX_ID, CeleryDep, CurrentUser, SessionDep, SettingsDep, SweepId
+from api.openapi import binary
 from api.schemas import ErrorMessage, ProblemList, SweepCreated, SweepList, SweepOut
 from api.services import sweeps as sweep_service
 from api.submission import create_sweep, wake
+from common.schemas import StoredSpec
 from store import sweeps as store_sweeps
 from store.vocabulary import SWEEP_METRICS
 
@@ -28,6 +30,11 @@ router = APIRouter(
 )
 _NOT_FOUND = {404: {"model": ErrorMessage, "description": "No sweep with this id"}}
 _METRIC_PATTERN = f"^({'|'.join(SWEEP_METRICS)})$"
+GRID_SCHEMA = {
+    "type": "object", "additionalProperties": {"type": "array", "items": {}},
+    "description": 'Dotted spec paths → lists of values, e.g. {"ewc.lambda": [1, 10, 100], '
+    '"seed": [0, 1, 2]}; one experiment per combination.',
+}  # fmt: skip
 
 
 class SweepIn(BaseModel):
@@ -35,8 +42,9 @@ class SweepIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base: dict[str, Any] = Field(default_factory=dict, description="The spec every point starts from.")
-    grid: dict[str, Any] = Field(
+    base: StoredSpec = Field(default_factory=dict, description="The spec every point starts from.")
+    # Checked point by point (`api.submission.create_sweep`), so a bad value is named by path.
+    grid: Annotated[dict[str, Any], WithJsonSchema(GRID_SCHEMA)] = Field(
         description='Dotted spec paths → lists of values, e.g. {"ewc.lambda": [1, 10, 100], '
         '"seed": [0, 1, 2]}; one experiment per combination.'
     )
@@ -61,6 +69,7 @@ class SweepIn(BaseModel):
 
 @router.post(
     "",
+    operation_id="submit_sweep",
     status_code=status.HTTP_201_CREATED,
     responses={
         422: {"model": ProblemList, "description": "A bad grid or grid point, named by path"},
@@ -81,22 +90,36 @@ def submit_sweep(
     )
 
 
-@router.get("")
+@router.get(
+    "",
+    operation_id="list_sweeps",
+    responses={422: {"model": ProblemList, "description": "Bad cursor"}},
+)
 def list_sweeps(
     user: CurrentUser,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
     before: Annotated[
-        int | None, Query(ge=1, le=MAX_ID, description="`next_before` of the previous page")
+        int | None,
+        Query(ge=1, le=MAX_ID, deprecated=True,
+              description="Deprecated: the old `next_before`; pass `cursor` instead."),
     ] = None,
 ) -> SweepList:
-    """Sweeps, newest first, with their runs' counts by status."""
-    rows = store_sweeps.list_sweeps(session, limit=limit + 1, before_id=before)
+    """Sweeps, newest first, with their runs' counts by status; paginated by cursor, as
+    experiments are."""
+    before_id = sweep_service.cursor_id(cursor, before)
+    rows = store_sweeps.list_sweeps(session, limit=limit + 1, before_id=before_id)
     items = [sweep_service.summary(session, s, counts) for s, counts in rows[:limit]]
-    return SweepList(items=items, next_before=items[-1].id if len(rows) > limit else None)
+    last = items[-1].id if len(rows) > limit else None
+    return SweepList(
+        items=items,
+        next_cursor=sweep_service.next_cursor(last),
+        next_before=last,
+    )
 
 
-@router.get("/{sweep_id}", responses=_NOT_FOUND)
+@router.get("/{sweep_id}", operation_id="get_sweep", responses=_NOT_FOUND)
 def get_sweep(sweep_id: SweepId, user: CurrentUser, session: SessionDep) -> SweepOut:
     """Per grid point: mean ± std over seeds of average accuracy, BWT and forgetting, counts
     by status, and the best point (highest mean average accuracy)."""
@@ -105,8 +128,9 @@ def get_sweep(sweep_id: SweepId, user: CurrentUser, session: SessionDep) -> Swee
 
 @router.get(
     "/{sweep_id}/plot.png",
+    operation_id="sweep_plot",
     response_class=Response,
-    responses={200: {"content": {"image/png": {}}}, **_NOT_FOUND,
+    responses={200: binary("image/png", description="A PNG image"), **_NOT_FOUND,
                409: {"model": ErrorMessage, "description": "No run has finished yet"}},
 )  # fmt: skip
 def sweep_plot(

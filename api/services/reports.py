@@ -18,7 +18,7 @@ from fastapi.encoders import jsonable_encoder
 from sqlalchemy.orm import Session
 
 from api import parsing, plots
-from api.schemas import ExperimentOut
+from api.schemas import experiment_out
 from api.vocabulary import PLOT_KINDS
 from store import experiments as store_experiments
 from store.errors import InvalidInput, NotFound
@@ -219,7 +219,7 @@ def json_export(session: Session, experiment_id: int) -> Response:
     """`export.json`: the experiment and its metrics document in one file, as a download."""
     experiment = store_experiments.get_experiment(session, experiment_id)
     body = {
-        "experiment": ExperimentOut.of(experiment).model_dump(mode="json"),
+        "experiment": experiment_out(experiment).model_dump(mode="json"),
         "metrics": store_experiments.metrics_document(session, experiment),
     }
     return Response(

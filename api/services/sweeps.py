@@ -15,6 +15,8 @@ from api import plots
 from api.schemas import SweepOut, SweepPoint, SweepSummary
 from store import sweeps as store_sweeps
 from store import users
+from store.errors import InvalidInput
+from store.experiments import decode_cursor, encode_cursor
 from store.models import Experiment, Sweep
 from store.vocabulary import REPLICATE_KEYS
 
@@ -25,6 +27,26 @@ def summary(session: Session, sweep: Sweep, counts: dict[str, int]) -> SweepSumm
         id=sweep.id, name=sweep.name, owner=users.user_name(session, sweep.owner_id),
         grid=sweep.grid, counts=counts, created_at=sweep.created_at,
     )  # fmt: skip
+
+
+class CursorAndBefore(InvalidInput):
+    """Both `cursor` and its deprecated alias `before` were given."""
+
+    field = "before"
+
+
+def cursor_id(cursor: str | None, before: int | None) -> int | None:
+    """The sweep id a listing continues before: from `cursor` (the one style every listing
+    pages by), or from `before` (its deprecated alias, the old `next_before`)."""
+    if cursor and before is not None:
+        raise CursorAndBefore("pass `cursor` (the `next_cursor` of the previous page) only; "
+                              "`before` is its deprecated alias")
+    return decode_cursor(cursor) if cursor else before
+
+
+def next_cursor(last_id: int | None) -> str | None:
+    """The `next_cursor` of a page whose last sweep is `last_id` (None: no more pages)."""
+    return None if last_id is None else encode_cursor(last_id)
 
 
 def sweep_document(session: Session, sweep: Sweep) -> SweepOut:
