@@ -1,10 +1,11 @@
 """A running job cancelled in the middle of an epoch stops after its current batch.
 
-Real processes: an `ewc worker` with its default 5 s heartbeat, a redis-server, and
-PostgreSQL or a SQLite file; the job is queued and cancelled through the store, exactly as
-the API does it. The job has many batches per epoch (LeNet on 18,000 synthetic images,
-256 per batch: about 60). A few batches into epoch 1, right after the job's heartbeat
-was refreshed (so a stop checked only at the heartbeat would run ~5 s more of batches),
+Real processes: an `ewc worker` with a 2 s heartbeat, a redis-server, and PostgreSQL or a
+SQLite file; the job is queued and cancelled through the store, exactly as the API does
+it. The job has many batches per epoch (LeNet on 72,000 synthetic images, 256 per batch:
+about 230, an epoch well over the heartbeat interval even where a batch takes 25 ms). A
+few batches into epoch 1, right after the job's heartbeat was refreshed (so a stop
+checked only at the heartbeat would run ~2 s more of batches),
 the test cancels it, then counts in the worker's DEBUG log the `event=batch` lines (one per
 batch the trainer starts) that came after the cancel was recorded: at most one poll
 interval's worth of batches plus one — 2 when a batch is slower than the poll. A stop
@@ -31,7 +32,7 @@ pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 SPEC = {
     "dataset": "synthetic",
-    "synthetic": {"train_size": 18000, "test_size": 100},
+    "synthetic": {"train_size": 72000, "test_size": 100},
     "model": "lenet",
     "dataset_update": "full",
     "epochs": 2,
@@ -67,7 +68,7 @@ def test_a_cancel_in_the_middle_of_an_epoch_stops_the_job_after_its_current_batc
         private_redis.url,
         tmp_path / "data",
         fast_recovery=True,
-        EWC_HEARTBEAT_S="5",
+        EWC_HEARTBEAT_S="2",
         EWC_HEARTBEAT_TIMEOUT_S="60",
         EWC_LOG_LEVEL="DEBUG",
     )
