@@ -108,10 +108,17 @@ CHOICES: dict[str, Any] = {
     "methods": method_sections(),
 }
 
+def new_fields() -> tuple[str, ...]:
+    """What the new-experiment page posts: every field always, the checkboxes when ticked
+    (for the methods registered now)."""
+    return (*form_defaults(), *checkboxes())
+
+
 #: The checkboxes of the new-experiment form (a browser sends them only when ticked).
 CHECKBOXES = checkboxes()
-#: What the new-experiment page posts: every field always, the checkboxes when ticked.
-NEW_FIELDS = (*FORM_DEFAULTS, *CHECKBOXES)
+#: What the new-experiment page posts (the built-in methods'; `new_fields()` reads the
+#: registry now).
+NEW_FIELDS = new_fields()
 NEW_REQUIRED = tuple(FORM_DEFAULTS)
 #: What the new-sweep form posts (all three always).
 SWEEP_FIELDS = ("name", "base", "grid")

@@ -1,8 +1,9 @@
 """Checkpoints of the complete training state after each task.
 
 `checkpoint_dir/task-{k}/` holds `state.npz` (every variable: model weights incl. batch-norm
-statistics and seed-generator states, Adam's moments and step count, EWC sums, FIM masks and
-frozen values) and `history.json` (the spec, epoch rows, accuracy-matrix rows, timings).
+statistics and seed-generator states, Adam's moments and step count, and each active
+method's state as a group named after it: EWC sums, FIM masks and frozen values, ...) and
+`history.json` (the spec, epoch rows, accuracy-matrix rows, timings).
 Random streams are derived from (seed, task), so nothing else is needed to replay the rest
 of the run exactly. A checkpoint is written to a temporary folder and renamed into place,
 so a crash never leaves a half-written `task-{k}/`.

@@ -1,24 +1,31 @@
 """Datasets: real MNIST / CIFAR-10 / CIFAR-100 through Keras' download cache, and three
 offline ones (`mnist-5k`, `digits`, `synthetic`).
 
+`DATASETS` is the one list of them (the spec's `dataset` choices and each one's image
+shape and class count come from it), so a new dataset is one loader and one entry here.
 `load_dataset(spec, cache_dir)` returns a `Dataset` of float32 images in [0, 1] shaped
 (N, H, W, C) and int32 labels, already split into train / validation / test. The
 validation set is the original project's: the train part is shuffled (seeded) and split
 80 % train / 20 % validation. The test set is the dataset's own test split (the offline
 datasets get a seeded split of their own).
 
-TensorFlow/Keras is imported only when a real (downloadable) dataset is loaded.
+TensorFlow/Keras is imported only when a real (downloadable) dataset is downloaded.
 """
 
 from __future__ import annotations
 
 import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from continual_core.spec import ExperimentSpec
+from continual_core.lazy import keras
+
+#: What a loader returns: ((train images, train labels), (test images, test labels)).
+Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 MNIST_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -54,7 +61,7 @@ class Dataset:
         return tuple(self.train_x.shape[1:])  # type: ignore[return-value]
 
 
-def load_dataset(spec: ExperimentSpec, cache_dir: Path) -> Dataset:
+def load_dataset(spec: Any, cache_dir: Path) -> Dataset:
     """Load `spec.dataset`, split train/validation 80/20 with a shuffle seeded by `spec.seed`.
 
     `cache_dir` is the dataset folder: real datasets are read from (and downloaded to)
@@ -62,21 +69,9 @@ def load_dataset(spec: ExperimentSpec, cache_dir: Path) -> Dataset:
     Raises `DatasetUnavailable` when a real dataset is missing and cannot be downloaded.
     """
     name = str(spec.dataset)
-    cache_dir = Path(cache_dir)
-    if name == "mnist":
-        (xtr, ytr), (xte, yte) = load_mnist(cache_dir)
-    elif name == "cifar10":
-        (xtr, ytr), (xte, yte) = load_cifar(cache_dir, 10)
-    elif name == "cifar100":
-        (xtr, ytr), (xte, yte) = load_cifar(cache_dir, 100)
-    elif name == "mnist-5k":
-        (xtr, ytr), (xte, yte) = load_mnist_5k(cache_dir, spec.seed)
-    elif name == "digits":
-        (xtr, ytr), (xte, yte) = load_digits(spec.seed)
-    elif name == "synthetic":
-        (xtr, ytr), (xte, yte) = make_synthetic(spec)
-    else:  # the spec's Literal forbids it; kept for a readable error
+    if name not in DATASETS:  # the spec's Literal forbids it; kept for a readable error
         raise ValueError(f"unknown dataset {name!r}")
+    (xtr, ytr), (xte, yte) = DATASETS[name].load(spec, Path(cache_dir))
     train_x, train_y = _as_images(xtr, spec.input_shape), ytr.astype(np.int32).reshape(-1)
     test_x, test_y = _as_images(xte, spec.input_shape), yte.astype(np.int32).reshape(-1)
     order = np.random.default_rng([spec.seed, 0x5117]).permutation(len(train_x))
@@ -106,9 +101,9 @@ def _as_images(x: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
 
 
 def _get_file(cache_dir: Path, fname: str, origin: str, sha256: str, extract: bool) -> Path:
-    """Keras' `get_file` into `cache_dir/`; any failure → `DatasetUnavailable`."""
-    import keras
-
+    """Keras' `get_file` into `cache_dir/`; any failure → `DatasetUnavailable`. (Keras is
+    imported here, on first use: the spec, read by the API, takes the dataset list from
+    this module.)"""
     try:
         return Path(
             keras.utils.get_file(
@@ -230,7 +225,7 @@ def load_digits(seed: int) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndar
     return (x[tr], y[tr]), (x[te], y[te])
 
 
-def make_synthetic(spec: ExperimentSpec) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+def make_synthetic(spec: Any) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """Seeded, learnable class-dependent patterns in the shape of `spec.synthetic`.
 
     Every class has a fixed random prototype image (values in [0, 1]); an example is its
@@ -250,3 +245,23 @@ def make_synthetic(spec: ExperimentSpec) -> tuple[tuple[np.ndarray, np.ndarray],
         return x.astype(np.float32), y
 
     return draw(cfg.train_size), draw(cfg.test_size)
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One dataset: its loader and, unless the spec sets them (synthetic), its shape."""
+
+    load: Callable[[Any, Path], Splits]  # (spec, cache folder) → train and test splits
+    shape: tuple[int, int, int] | None  # (height, width, channels); None: from the spec
+    classes: int | None  # None: from the spec
+
+
+#: Dataset name → entry; the order is the order of the spec's choices.
+DATASETS: dict[str, DatasetEntry] = {
+    "mnist": DatasetEntry(lambda spec, cache: load_mnist(cache), (28, 28, 1), 10),
+    "cifar10": DatasetEntry(lambda spec, cache: load_cifar(cache, 10), (32, 32, 3), 10),
+    "cifar100": DatasetEntry(lambda spec, cache: load_cifar(cache, 100), (32, 32, 3), 100),
+    "mnist-5k": DatasetEntry(lambda spec, cache: load_mnist_5k(cache, spec.seed), (28, 28, 1), 10),
+    "digits": DatasetEntry(lambda spec, cache: load_digits(spec.seed), (8, 8, 1), 10),
+    "synthetic": DatasetEntry(lambda spec, cache: make_synthetic(spec), None, None),
+}

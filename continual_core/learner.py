@@ -46,10 +46,8 @@ class Learner:
         }
         #: The importance estimators the methods name, built once (traced once) per run.
         self.estimators: dict[Any, Any] = {}
-        for method in self.methods.values():
-            for key in method.estimators:
-                if key not in self.estimators:
-                    self.estimators[key] = estimator_class(key)(self.model, spec)
+        for key in dict.fromkeys(k for m in self.methods.values() for k in m.estimators):
+            self._estimator(key)
         self.trace_count = 0  # how often the training step was traced (tests check it is 1)
         x_spec = tf.TensorSpec((None, *spec.input_shape), tf.float32)
         self._train_step = tf.function(
@@ -152,9 +150,12 @@ class Learner:
     def importance(self, key: Any, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
         """Importance estimate `key` (a name of `continual_core.importance.ESTIMATORS`, or an
         estimator class) at the current weights from `samples` training examples of `task`."""
+        return self._estimator(key).estimate(x, y, task, samples)
+
+    def _estimator(self, key: Any) -> Any:
         if key not in self.estimators:
             self.estimators[key] = estimator_class(key)(self.model, self.spec)
-        return self.estimators[key].estimate(x, y, task, samples)
+        return self.estimators[key]
 
     def estimate_fisher(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
         """Diagonal Fisher at the current weights from `samples` training examples of a task

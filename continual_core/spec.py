@@ -25,6 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from continual_core.datasets import DATASETS as DATASET_ZOO
 from continual_core.fields import FiniteFloat, PositiveInt, Strict
 from continual_core.methods import METHODS, MethodConfig
 from continual_core.methods.ewc import DEFAULT_EWC_LAMBDA, EWCConfig
@@ -47,22 +48,18 @@ __all__ = [
 
 MODELS: tuple[str, ...] = tuple(MODEL_ZOO)
 ModelName = Literal[MODELS]  # type: ignore[valid-type]
-DatasetName = Literal["mnist", "cifar10", "cifar100", "mnist-5k", "digits", "synthetic"]
+DATASETS: tuple[str, ...] = tuple(DATASET_ZOO)
+DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
 DatasetUpdate = Literal["full", "permute", "increment", "switch"]
 FisherEstimator = Literal["empirical", "sampled", "seed"]
 DeviceClass = Literal["any", "cpu", "gpu"]
 
-DATASETS: tuple[str, ...] = ("mnist", "cifar10", "cifar100", "mnist-5k", "digits", "synthetic")
 DATASET_UPDATES: tuple[str, ...] = ("full", "permute", "increment", "switch")
 FISHER_ESTIMATORS: tuple[str, ...] = ("empirical", "sampled", "seed")
 
 #: Input shape (height, width, channels) and class count of each named dataset.
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
-    "mnist": ((28, 28, 1), 10),
-    "mnist-5k": ((28, 28, 1), 10),
-    "digits": ((8, 8, 1), 10),
-    "cifar10": ((32, 32, 3), 10),
-    "cifar100": ((32, 32, 3), 100),
+    name: (d.shape, d.classes) for name, d in DATASET_ZOO.items() if d.shape and d.classes
 }
 
 #: The dataset a model trains on when none is named (the original's rule).
