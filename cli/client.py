@@ -1,13 +1,16 @@
-"""`Client`: the thin HTTP client every client command (`ewc submit`, `ewc sweep`, ...) uses,
-and the options they share (`--url`, `--token`, `--json`)."""
+"""`Client`: the Python client (`client.Client`) as the client commands (`ewc submit`,
+`ewc sweep`, ...) use it, its errors printed as one readable line, and the options they
+share (`--url`, `--token`, `--json`)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-import httpx
 import typer
 from rich.console import Console
+
+from client import Client as ApiClient
+from client import ClientError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -24,40 +27,17 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON documen
 DEFAULT_URL = "http://127.0.0.1:8000"
 
 
-class Client:
-    """A thin HTTP client for the v1 API; turns HTTP errors into readable CLI errors."""
+class Client(ApiClient):
+    """The Python client for a command: no token is an error, and every error the server
+    or the network gives ends the command with its message (exit code 1)."""
 
     def __init__(self, url: str, token: str | None, timeout: float = 30.0):
         if not token:
             raise fail("no token: set EWC_TOKEN (or pass --token); `ewc up` prints one")
-        self.http = httpx.Client(
-            base_url=url.rstrip("/"),
-            headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )
+        super().__init__(url, token, timeout)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            resp = self.http.request(method, path, **kwargs)
-        except httpx.HTTPError as exc:
-            raise fail(f"cannot reach {self.http.base_url}: {exc}") from None
-        if resp.status_code >= 400:
-            raise fail(f"{resp.status_code} {resp.reason_phrase}: {_error_text(resp)}")
-        return resp.json() if resp.content else None
-
-
-def _error_text(resp: httpx.Response) -> str:
-    try:
-        detail = resp.json().get("detail")
-    except (ValueError, AttributeError):
-        return resp.text[:500]
-    if isinstance(detail, list):
-        return "; ".join(
-            f"{d.get('field', '.'.join(map(str, d.get('loc', []))))}: "
-            f"{d.get('message', d.get('msg'))}"
-            for d in detail
-        )
-    return str(detail)
+    def raised(self, error: ClientError) -> Exception:
+        return fail(str(error))
 
 
 def fail(message: str) -> typer.Exit:

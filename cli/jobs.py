@@ -46,11 +46,11 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
         bar = progress.add_task("queued", total=None, id=exp_id, acc="")
         exp = live.follow_events(client, exp_id, progress, bar)  # SSE; None → poll
         while exp is None or exp["status"] not in FINISHED:
-            exp = client.request("GET", f"/v1/experiments/{exp_id}")
+            exp = client.get(exp_id).model_dump(mode="json")
             p = exp.get("progress") or {}
             acc = ""
             if exp["status"] == "running" and p.get("epoch"):
-                metrics = client.request("GET", f"/v1/experiments/{exp_id}/metrics")
+                metrics = client.metrics(exp_id).model_dump(mode="json")
                 if metrics.get("epochs"):
                     last = metrics["epochs"][-1]["val_accuracy"]
                     acc = "val " + " ".join(f"{100 * a:.1f}" for a in last)
@@ -88,12 +88,12 @@ def submit(
         extra["tags"] = tag
     spec = flags.to_spec(spec_file=spec_file, extra=extra)
     client = Client(url, token)
-    exp = client.request("POST", "/v1/experiments", json=spec.to_json_dict())
+    exp = client.submit(spec).model_dump(mode="json")
     err_console.print(f"submitted experiment [bold]#{exp['id']}[/bold] ({exp['status']})")
     if wait:
         exp = wait_for(client, exp["id"])
         if not as_json:
-            _print_results(client.request("GET", f"/v1/experiments/{exp['id']}/metrics"), exp)
+            _print_results(client.metrics(exp["id"]).model_dump(mode="json"), exp)
     if as_json:
         console.print_json(json.dumps(exp))
     elif not wait:
@@ -109,7 +109,7 @@ def status(
     token: Token = None,
 ) -> None:
     """Show an experiment's status and progress."""
-    exp = Client(url, token).request("GET", f"/v1/experiments/{experiment_id}")
+    exp = Client(url, token).get(experiment_id).model_dump(mode="json")
     if as_json:
         console.print_json(json.dumps(exp))
         return
@@ -158,11 +158,11 @@ def results(
             raise fail(str(exc)) from None
         err_console.print(f"saved the {kind} plot of #{experiment_id} to {plot} ({size} bytes)")
         return
-    metrics = client.request("GET", f"/v1/experiments/{experiment_id}/metrics")
+    metrics = client.metrics(experiment_id).model_dump(mode="json")
     if as_json:
         console.print_json(json.dumps(metrics))
         return
-    _print_results(metrics, client.request("GET", f"/v1/experiments/{experiment_id}"))
+    _print_results(metrics, client.get(experiment_id).model_dump(mode="json"))
 
 
 def cancel(
@@ -171,7 +171,7 @@ def cancel(
     token: Token = None,
 ) -> None:
     """Cancel a queued or running experiment (yours, or any as an admin)."""
-    exp = Client(url, token).request("POST", f"/v1/experiments/{experiment_id}/cancel")
+    exp = Client(url, token).cancel(experiment_id).model_dump(mode="json")
     note = " (stops within one epoch)" if exp["status"] == "running" else ""
     console.print(f"#{exp['id']}: {exp['status']}{note}")
 
@@ -186,8 +186,11 @@ def list_experiments(
     token: Token = None,
 ) -> None:
     """List experiments, newest first."""
-    params = {k: v for k, v in {"status": status_, "tag": tag, "owner": owner}.items() if v}
-    page = Client(url, token).request("GET", "/v1/experiments", params={**params, "limit": limit})
+    page = (
+        Client(url, token)
+        .page(status=status_ or None, tag=tag or None, owner=owner or None, limit=limit)
+        .model_dump(mode="json")
+    )
     if as_json:
         console.print_json(json.dumps(page))
         return

@@ -1,77 +1,28 @@
-"""Client side of live progress and plots: follow `GET /v1/experiments/{id}/events`
-(server-sent events) with httpx streaming, and save a plot PNG to a file.
+"""Live progress and plots on the command line: a rich progress bar driven by the event
+stream (`client.events`, server-sent events), and a plot PNG saved to a file.
 
-Used by `ewc submit --wait` (through `jobs.wait_for`), `ewc sweep --wait` and
-`ewc results --plot`. No TensorFlow, no server code: only httpx (and the plot kinds,
-from `api.vocabulary`, which imports nothing).
+Used by `ewc submit --wait` (through `jobs.wait_for`) and `ewc results --plot`. No
+TensorFlow, no server code: the Python client (and the plot kinds, from `api.vocabulary`,
+which imports nothing).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from api.vocabulary import PLOT_KINDS
+from client.events import (  # noqa: F401 - iter_sse, READ_TIMEOUT_S: this module's old names
+    READ_TIMEOUT_S,
+    StreamUnavailable,
+    iter_sse,
+    stream_events,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from cli.client import Client
-
-#: Seconds without a byte (the server sends a keep-alive every 15 s) before giving up.
-READ_TIMEOUT_S = 60.0
-
-
-class StreamUnavailable(Exception):
-    """The events stream could not be used (old server, proxy, network); poll instead."""
-
-
-def iter_sse(lines: Iterator[str]) -> Iterator[tuple[str, Any]]:
-    """(event, data) per server-sent event in `lines`; `data` is parsed JSON when it parses."""
-    event, data = "message", []
-    for line in lines:
-        if line == "":
-            if data:
-                text = "\n".join(data)
-                try:
-                    yield event, json.loads(text)
-                except ValueError:
-                    yield event, text
-            event, data = "message", []
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value.removeprefix(" ")
-            if name == "event":
-                event = value
-            elif name == "data":
-                data.append(value)
-
-
-def stream_events(http: httpx.Client, experiment_id: int) -> Iterator[tuple[str, Any]]:
-    """The experiment's events until `end`; raises `StreamUnavailable` if the stream fails."""
-    timeout = httpx.Timeout(10.0, read=READ_TIMEOUT_S)
-    try:
-        with http.stream(
-            "GET", f"/v1/experiments/{experiment_id}/events", timeout=timeout,
-            headers={"Accept": "text/event-stream"},
-        ) as resp:  # fmt: skip
-            if resp.status_code != 200 or not resp.headers.get("content-type", "").startswith(
-                "text/event-stream"
-            ):
-                raise StreamUnavailable(f"events: HTTP {resp.status_code}")
-            for event, data in iter_sse(resp.iter_lines()):
-                yield event, data
-                if event == "end":
-                    return
-    except httpx.HTTPError as exc:
-        raise StreamUnavailable(str(exc)) from exc
-    raise StreamUnavailable("the stream closed before the job ended")
 
 
 def follow_events(
@@ -107,7 +58,7 @@ def follow_events(
                 break
     except StreamUnavailable:
         return None
-    return client.request("GET", f"/v1/experiments/{experiment_id}")
+    return client.get(experiment_id).model_dump(mode="json")
 
 
 def plot_kind_for(path: Path, kind: str | None) -> str:
@@ -123,18 +74,9 @@ def plot_kind_for(path: Path, kind: str | None) -> str:
 def save_plot(client: Client, experiment_id: int, path: Path, kind: str) -> int:
     """Download the experiment's `kind` plot to `path` (PNG); returns its size in bytes.
 
-    Raises `RuntimeError` with the server's explanation (e.g. nothing to plot yet).
+    The client's error (e.g. 409: nothing to plot yet) says why when there is none.
     """
-    try:
-        resp = client.http.get(f"/v1/experiments/{experiment_id}/plots/{kind}.png")
-    except httpx.HTTPError as exc:
-        raise RuntimeError(f"cannot reach {client.http.base_url}: {exc}") from None
-    if resp.status_code != 200:
-        try:
-            detail = resp.json().get("detail")
-        except ValueError:
-            detail = resp.text[:300]
-        raise RuntimeError(f"{resp.status_code} {resp.reason_phrase}: {detail}")
+    png = client.plot(experiment_id, kind)
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(resp.content)
-    return len(resp.content)
+    path.write_bytes(png)
+    return len(png)

@@ -88,9 +88,7 @@ def sweep(
         spec_file=base_spec, extra={"tags": tag} if tag else None
     ).to_json_dict()  # fmt: skip
     client = Client(url, token)
-    created = client.request(
-        "POST", "/v1/sweeps", json={"base": base, "grid": grid_dict, "name": name}
-    )
+    created = client.submit_sweep(base, grid_dict, name).model_dump(mode="json")
     err_console.print(
         f"sweep [bold]{created['id']}[/bold]: {len(created['experiment_ids'])} experiments "
         f"queued (#{created['experiment_ids'][0]}–#{created['experiment_ids'][-1]})"
@@ -99,7 +97,7 @@ def sweep(
     if wait:
         with err_console.status("waiting") as status:
             while True:
-                doc = client.request("GET", f"/v1/sweeps/{created['id']}")
+                doc = client.sweep(created["id"]).model_dump(mode="json")
                 counts = doc["counts"]
                 status.update(", ".join(f"{n} {k}" for k, n in counts.items() if n))
                 if sum(counts[k] for k in FINISHED) >= sum(counts.values()):

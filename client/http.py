@@ -1,0 +1,236 @@
+"""`Client`: every v1 call as a typed method (httpx; answers are `common.schemas` models).
+
+Experiments: `submit`, `get`, `wait` (follows the event stream, polls when there is none),
+`events`, `runs` (every page), `page` (one), `metrics`, `cancel`. Files: `artifacts`,
+`download`, `plot`, `export`, `export_csv`, `compare`. Sweeps: `submit_sweep`, `sweep`,
+`sweeps` (every page), `wait_sweep`. And `queues`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from client.errors import ApiError, ClientError, Unreachable
+from client.events import Event, StreamUnavailable, stream_events
+from common.schemas import (
+    ArtifactList,
+    Comparison,
+    ExperimentExport,
+    ExperimentOut,
+    ExperimentPage,
+    Metrics,
+    Queues,
+    SweepCreated,
+    SweepList,
+    SweepOut,
+    SweepSummary,
+)
+from continual_core.spec import ExperimentSpec
+from store.vocabulary import FINISHED_STATUSES
+
+M = TypeVar("M", bound=BaseModel)
+FINISHED = frozenset(FINISHED_STATUSES)
+#: Most items one listing page holds (the server's cap).
+MAX_PAGE = 200
+
+
+class Client:
+    """A client of one EWC Server for one token; use it as a context manager (or `close`)."""
+
+    def __init__(self, url: str, token: str, timeout: float = 30.0):
+        self.http = httpx.Client(
+            base_url=url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=timeout,
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.http.close()
+
+    # The one way a request is made ------------------------------------------------------
+
+    def raised(self, error: ClientError) -> Exception:
+        """The exception to raise for `error` (a command line prints it instead)."""
+        return error
+
+    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The answer to one request; `ApiError` for a status of 400 or more."""
+        try:
+            resp = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise self.raised(Unreachable(str(self.http.base_url), exc)) from None
+        if resp.status_code >= 400:
+            raise self.raised(ApiError.of(resp))
+        return resp
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """The JSON answer to one request (None when empty)."""
+        resp = self.send(method, path, **kwargs)
+        return resp.json() if resp.content else None
+
+    def _model(self, model: type[M], method: str, path: str, **kwargs: Any) -> M:
+        return model.model_validate(self.request(method, path, **kwargs))
+
+    # Experiments -----------------------------------------------------------------------
+
+    def submit(self, spec: ExperimentSpec | dict[str, Any], **fields: Any) -> ExperimentOut:
+        """Queue an experiment; `fields` (name, tags, priority, device, ...) join the spec.
+        The server checks it (`ApiError` 422 with each problem)."""
+        body = spec.to_json_dict() if isinstance(spec, ExperimentSpec) else dict(spec)
+        body.update(fields)
+        return self._model(ExperimentOut, "POST", "/v1/experiments", json=body)
+
+    def get(self, experiment_id: int) -> ExperimentOut:
+        return self._model(ExperimentOut, "GET", f"/v1/experiments/{experiment_id}")
+
+    def metrics(self, experiment_id: int) -> Metrics:
+        """Every epoch row and the accuracy matrix (partial while the job runs)."""
+        return self._model(Metrics, "GET", f"/v1/experiments/{experiment_id}/metrics")
+
+    def cancel(self, experiment_id: int) -> ExperimentOut:
+        return self._model(ExperimentOut, "POST", f"/v1/experiments/{experiment_id}/cancel")
+
+    def page(
+        self, *, status: str | None = None, tag: str | None = None, owner: str | None = None,
+        limit: int = 50, cursor: str | None = None,
+    ) -> ExperimentPage:  # fmt: skip
+        """One page of experiments, newest first (`next_cursor` continues it)."""
+        params = {"status": status, "tag": tag, "owner": owner, "limit": limit, "cursor": cursor}
+        params = {k: v for k, v in params.items() if v is not None}
+        return self._model(ExperimentPage, "GET", "/v1/experiments", params=params)
+
+    def runs(
+        self, *, status: str | None = None, tag: str | None = None, owner: str | None = None,
+        page_size: int = MAX_PAGE,
+    ) -> Iterator[ExperimentOut]:  # fmt: skip
+        """Every matching experiment, newest first, fetching page after page as needed."""
+        cursor = None
+        while True:
+            page = self.page(status=status, tag=tag, owner=owner, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def events(self, experiment_id: int, last_event_id: str | None = None) -> Iterator[Event]:
+        """The experiment's live events (`status`, `epoch`, `task`) until `end`.
+
+        Raises `StreamUnavailable` when the stream cannot be used (`wait` then polls)."""
+        return stream_events(self.http, experiment_id, last_event_id)
+
+    def wait(
+        self, experiment_id: int, *, on_event: Callable[[Event], None] | None = None,
+        poll_s: float = 1.0, timeout: float | None = None,
+    ) -> ExperimentOut:  # fmt: skip
+        """Follow the experiment until it finishes; its final state. `on_event` sees every
+        event of the stream; without a stream, the experiment is polled every `poll_s`."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            for event in self.events(experiment_id):
+                if on_event is not None:
+                    on_event(event)
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+        except StreamUnavailable:
+            pass
+        while True:
+            exp = self.get(experiment_id)
+            if exp.status.value in FINISHED:
+                return exp
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"experiment {experiment_id} still {exp.status.value}")
+            time.sleep(poll_s)
+
+    # Files and reports -----------------------------------------------------------------
+
+    def artifacts(self, experiment_id: int) -> ArtifactList:
+        return self._model(ArtifactList, "GET", f"/v1/experiments/{experiment_id}/artifacts")
+
+    def download(self, experiment_id: int, path: str, dest: str | Path) -> Path:
+        """Save artifact `path` (`model.keras`, `task-1.zip`, ...) to `dest` (a folder: under
+        the artifact's name); the file written."""
+        target = Path(dest)
+        if target.is_dir():
+            target = target / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        url = f"/v1/experiments/{experiment_id}/artifacts/{path}"
+        try:
+            with self.http.stream("GET", url) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self.raised(ApiError.of(resp))
+                with target.open("wb") as out:
+                    for chunk in resp.iter_bytes():
+                        out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise self.raised(Unreachable(str(self.http.base_url), exc)) from None
+        return target
+
+    def plot(self, experiment_id: int, kind: str = "curves") -> bytes:
+        """A plot's PNG: `curves` or `accuracy-matrix` (409 before there is anything)."""
+        return self.send("GET", f"/v1/experiments/{experiment_id}/plots/{kind}.png").content
+
+    def export(self, experiment_id: int) -> ExperimentExport:
+        return self._model(ExperimentExport, "GET", f"/v1/experiments/{experiment_id}/export.json")
+
+    def export_csv(self, experiment_id: int) -> str:
+        return self.send("GET", f"/v1/experiments/{experiment_id}/export.csv").text
+
+    def compare(self, experiment_ids: list[int]) -> Comparison:
+        ids = ",".join(map(str, experiment_ids))
+        return self._model(Comparison, "GET", "/v1/experiments/compare", params={"ids": ids})
+
+    # Sweeps ----------------------------------------------------------------------------
+
+    def submit_sweep(
+        self, base: ExperimentSpec | dict[str, Any], grid: dict[str, list[Any]],
+        name: str | None = None,
+    ) -> SweepCreated:  # fmt: skip
+        """One queued experiment per grid point (dotted spec paths → values)."""
+        body = base.to_json_dict() if isinstance(base, ExperimentSpec) else dict(base)
+        return self._model(
+            SweepCreated, "POST", "/v1/sweeps", json={"base": body, "grid": grid, "name": name}
+        )
+
+    def sweep(self, sweep_id: int) -> SweepOut:
+        """Per grid point: mean ± std over seeds, counts by status, the best point."""
+        return self._model(SweepOut, "GET", f"/v1/sweeps/{sweep_id}")
+
+    def sweeps(self, page_size: int = MAX_PAGE) -> Iterator[SweepSummary]:
+        """Every sweep, newest first, page after page."""
+        cursor = None
+        while True:
+            params: dict[str, Any] = {"limit": page_size, **({"cursor": cursor} if cursor else {})}
+            page = self._model(SweepList, "GET", "/v1/sweeps", params=params)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def wait_sweep(
+        self, sweep_id: int, *, poll_s: float = 2.0,
+        on_update: Callable[[SweepOut], None] | None = None,
+    ) -> SweepOut:  # fmt: skip
+        """Poll the sweep until every run has finished; its final document."""
+        while True:
+            doc = self.sweep(sweep_id)
+            if on_update is not None:
+                on_update(doc)
+            if sum(doc.counts.get(k, 0) for k in FINISHED) >= sum(doc.counts.values()):
+                return doc
+            time.sleep(poll_s)
+
+    def queues(self) -> Queues:
+        return self._model(Queues, "GET", "/v1/queues")
