@@ -127,3 +127,19 @@ def test_ewc_run_has_the_toy_flags_and_trains_it(toy, tmp_path: Path) -> None:
     assert len(body["accuracy_matrix"]) == 2
     bad = runner.invoke(app, [*args, "--toy", "--toy-scale", "0"], env={"COLUMNS": "200"})
     assert bad.exit_code == 2 and "--toy-scale" in bad.output
+
+
+def test_register_refuses_a_taken_or_reserved_name() -> None:
+    from continual_core.methods import register
+    from continual_core.methods.ewc import EWC
+
+    class Seed(Toy):
+        name = "seed"
+
+    class Other(Toy):
+        name = "ewc"
+
+    for method in (Seed, Other):
+        with pytest.raises(ValueError):
+            register(method)
+    assert METHODS["ewc"] is EWC and "seed" not in METHODS
