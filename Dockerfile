@@ -62,6 +62,7 @@ COPY pyproject.toml README.md ./
 COPY api ./api
 COPY continual_core ./continual_core
 COPY cli ./cli
+COPY client ./client
 COPY common ./common
 COPY migrations ./migrations
 COPY store ./store
