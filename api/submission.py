@@ -68,7 +68,7 @@ def wake(session: Session, celery: Celery, created: Sequence[Experiment]) -> int
 
     The rows are committed already marked as woken, so the worker that the wake-up starts
     never finds them locked by a second "wake-up sent" update. A wake-up the broker refuses
-    is not an error: the mark is taken back and the worker's sweep re-sends it.
+    is not an error: the mark is taken back and a worker re-sends it later (worker/wakeups.py).
     """
     store_experiments.mark_wakeup_sent(session, [e.id for e in created])
     session.commit()  # the worker woken next must find the rows

@@ -484,7 +484,7 @@ def run_job(client: httpx.Client, spec: dict[str, Any], timeout: float) -> dict[
 
 def woken_by(worker: Proc, experiment_id: int) -> str:
     """Which wake-up made the worker claim this job, from its log: "its own" (the one its
-    POST sent), "resent" (re-sent after waiting `EWC_SWEEP_INTERVAL_S`: the first was lost
+    POST sent), "resent" (re-sent after waiting `EWC_WAKEUP_RESEND_S`: the first was lost
     or taken by another consumer of the broker database), or "another" (the worker was
     already awake: a wake-up for another job)."""
     import re

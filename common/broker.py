@@ -4,7 +4,7 @@ worker (which adds its tasks to the same app).
 The broker carries wake-ups, not decisions: a message says "a job may be waiting on this
 queue" and the worker that receives it claims the best waiting job from the database. So
 a message lost while the broker is down costs nothing but latency — the row in the
-database is the truth, and a periodic sweep re-sends wake-ups for jobs that wait too long.
+database is the truth, and every worker periodically re-sends the wake-ups of jobs that wait too long.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def make_celery(settings: Settings) -> Celery:
             "socket_keepalive": True,
             "retry_on_timeout": True,
             "visibility_timeout": int(settings.job_time_limit_s) + 3600,
-            # Opening a channel gives up fast (one retry, no back-off); the sweep re-sends.
+            # Opening a channel gives up fast (one retry, no back-off); a worker re-sends it later.
             "max_retries": 1,
             "interval_start": 0,
             "interval_step": 0.2,
@@ -71,7 +71,7 @@ def send_wakeup(app: Celery, queue: str, experiment_id: int | None = None) -> bo
 
     `experiment_id` is a hint (the job just submitted); the worker still asks the database
     which job is next. When the broker is unreachable this logs and returns False instead
-    of raising: the job waits in the database until the sweep re-sends its wake-up.
+    of raising: the job waits in the database until a worker re-sends its wake-up.
     """
     try:
         app.send_task(

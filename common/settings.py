@@ -23,7 +23,11 @@ class Settings(BaseSettings):
     """Configuration of every EWC Server process (`EWC_<NAME>` environment variables)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="EWC_", env_file=".env", extra="ignore", hide_input_in_errors=True
+        env_prefix="EWC_",
+        env_file=".env",
+        extra="ignore",
+        hide_input_in_errors=True,
+        validate_by_name=True,  # Settings(wakeup_resend_s=...) in code, aliases in the environment
     )
 
     # Where things live ------------------------------------------------------------------
@@ -154,8 +158,11 @@ class Settings(BaseSettings):
         description="How long a running job waits for an unreachable database (each metric "
         "write is retried; training pauses) before its worker gives it up.",
     )
-    sweep_interval_s: float = Field(
-        default=15.0, description="How often waiting jobs get their wake-up re-sent."
+    wakeup_resend_s: float = Field(
+        default=15.0,
+        validation_alias=AliasChoices("EWC_WAKEUP_RESEND_S", "EWC_SWEEP_INTERVAL_S"),
+        description="How often waiting jobs get their wake-up re-sent "
+        "(EWC_SWEEP_INTERVAL_S, its former name, still works).",
     )
     worker_queue: str = Field(default="cpu", description="Queue of `ewc worker` (cpu or gpu).")
     artifact_retention_days: int = Field(

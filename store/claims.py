@@ -195,7 +195,7 @@ def jobs_needing_wakeup(
     A job qualifies when it is `queued` (no cancel asked) and neither its creation nor its
     last wake-up is more recent than `older_than_s` seconds, or when it is `running` with a
     heartbeat older than `heartbeat_timeout_s` (default `older_than_s`) and no wake-up in the
-    last `older_than_s` seconds. Setting `wakeup_sent_at` makes repeated sweeps (from several
+    last `older_than_s` seconds. Setting `wakeup_sent_at` makes repeated passes (from several
     workers) send at most one wake-up per job per `older_than_s`. Flushes; the caller commits.
     """
     now = utcnow()

@@ -232,7 +232,7 @@ def request_cancel(session: Session, experiment_id: int) -> Experiment:
 
 def mark_wakeup_sent(session: Session, experiment_ids: Sequence[int], *, sent: bool = True) -> None:
     """Record that a wake-up was sent for these experiments (now), or with `sent=False`
-    that none was (so the sweep re-sends one at its next pass)."""
+    that none was (so a worker re-sends one at its next pass)."""
     if experiment_ids:
         session.execute(
             update(Experiment)

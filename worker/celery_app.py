@@ -95,7 +95,7 @@ class WorkerRuntime:
                 if locked_out and time.monotonic() < hint_deadline:
                     # The job this wake-up is for waits, but its row is locked for a moment
                     # (the API recording that it sent this wake-up): without a retry it
-                    # would wait for its wake-up to be re-sent, EWC_SWEEP_INTERVAL_S or more.
+                    # would wait for its wake-up to be re-sent, EWC_WAKEUP_RESEND_S or more.
                     time.sleep(HINT_RETRY_S)
                     continue
                 break

@@ -1,6 +1,6 @@
 """Re-sending wake-ups: jobs never wait on a lost broker message.
 
-Every `sweep_interval_s` seconds (EWC_SWEEP_INTERVAL_S, a name kept from before; "sweep"
+Every `wakeup_resend_s` seconds (EWC_WAKEUP_RESEND_S; the former EWC_SWEEP_INTERVAL_S works; "sweep"
 elsewhere means a hyper-parameter grid) each worker asks the database for jobs of its
 queues that waited longer than that (or whose worker stopped heartbeating) and re-sends
 their wake-ups. It is idempotent: `store.claims.jobs_needing_wakeup` marks what it returns,
@@ -51,7 +51,7 @@ def resend_wakeups(
     with unit_of_work(sessions) as session:
         late = claims.jobs_needing_wakeup(
             session,
-            settings.sweep_interval_s,
+            settings.wakeup_resend_s,
             heartbeat_timeout_s=settings.heartbeat_timeout_s,
             queues=queues,
         )
@@ -96,7 +96,7 @@ def prune_once(sessions: sessionmaker[Session], settings: Settings) -> int:
 
 
 class WakeupResender(threading.Thread):
-    """Runs `resend_wakeups` now and then every `settings.sweep_interval_s` seconds, and the
+    """Runs `resend_wakeups` now and then every `settings.wakeup_resend_s` seconds, and the
     checkpoint retention (`prune_once`) every PRUNE_INTERVAL_S."""
 
     def __init__(
@@ -119,7 +119,7 @@ class WakeupResender(threading.Thread):
                     prune_once(self.sessions, self.settings)
                 except Exception as exc:  # noqa: BLE001 - e.g. another worker pruned it first
                     log.warning("event=prune_failed error=%r", str(exc))
-            self.done.wait(self.settings.sweep_interval_s)
+            self.done.wait(self.settings.wakeup_resend_s)
 
     def stop(self) -> None:
         """End the thread after the pass in progress."""

@@ -51,10 +51,10 @@ def test_dead_broker_fails_readiness_but_submissions_are_kept(make_client, admin
     assert ready.status_code == 503
     assert ready.json()["checks"]["database"] == "ok"
     assert ready.json()["checks"]["broker"].startswith("error:")
-    # the row is the truth: the job is queued, the sweep will wake a worker later
+    # the row is the truth: the job is queued, a re-sent wake-up will wake a worker later
     resp = client.post("/v1/experiments", json=spec, headers=admin)
     assert resp.status_code == 201 and resp.json()["status"] == "queued"
-    # ... and it is marked as never woken, so the sweep's next pass sends its wake-up
+    # ... and it is marked as never woken, so the next re-send pass sends its wake-up
     with unit_of_work(client.app.state.session_factory) as session:
         assert get_experiment(session, resp.json()["id"]).wakeup_sent_at is None
 

@@ -36,7 +36,7 @@ def up(data_dir: Path) -> tuple[Proc, str, str]:
         "EWC_DATA_DIR": str(data_dir),
         "PORT": str(port),
         "EWC_PORT": str(port),
-        "EWC_SWEEP_INTERVAL_S": "2",  # the second worker finds the handed-back job quickly
+        "EWC_WAKEUP_RESEND_S": "2",  # the second worker finds the handed-back job quickly
     }
     service = spawn("ewc up", [*EWC, "up"], env, unset=SERVICE_VARIABLES, new_session=True)
     line = service.wait_for_line(lambda s: s.startswith("EWC Server is up: "), timeout=120)

@@ -272,7 +272,7 @@ def start_api(
 FAST_RECOVERY = {
     "EWC_HEARTBEAT_S": "0.5",
     "EWC_HEARTBEAT_TIMEOUT_S": "3",
-    "EWC_SWEEP_INTERVAL_S": "1",
+    "EWC_WAKEUP_RESEND_S": "1",
 }
 
 

@@ -30,7 +30,7 @@ def test_late_jobs_get_one_wakeup_each_and_a_full_queue_gets_none(
     broker, session_factory, make_user, make_job
 ):
     app, queue = broker
-    settings = Settings(sweep_interval_s=15, heartbeat_timeout_s=30)
+    settings = Settings(wakeup_resend_s=15, heartbeat_timeout_s=30)
     owner = make_user("alice")
     make_job(owner, queue=queue, age_s=60)
     make_job(owner, queue=queue, age_s=40)
@@ -51,7 +51,7 @@ def test_late_jobs_get_one_wakeup_each_and_a_full_queue_gets_none(
 
 def test_a_lost_wakeup_is_resent_after_the_interval(broker, session_factory, make_user, make_job):
     app, queue = broker
-    settings = Settings(sweep_interval_s=0.01, heartbeat_timeout_s=30)
+    settings = Settings(wakeup_resend_s=0.01, heartbeat_timeout_s=30)
     make_job(make_user("alice"), queue=queue, age_s=60)
     assert resend_wakeups(app, session_factory, settings, [queue]) == 1
     with app.connection_for_write() as conn:  # the broker loses it (flushed, restarted...)
@@ -70,7 +70,7 @@ def test_the_wakeup_resender_applies_the_checkpoint_retention(
     from worker.wakeups import WakeupResender
 
     app, queue = broker
-    settings = Settings(artifacts_dir=tmp_path, artifact_retention_days=7, sweep_interval_s=60)
+    settings = Settings(artifacts_dir=tmp_path, artifact_retention_days=7, wakeup_resend_s=60)
     owner = make_user("alice")
     old = make_job(owner, queue=queue, status=JobStatus.succeeded,
                    finished_at=utcnow() - timedelta(days=8))
