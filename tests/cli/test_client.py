@@ -115,6 +115,14 @@ def test_sweeps_page_by_cursor_and_the_old_before_still_works(ewc, raw):
     assert doc.experiments[0].status == "queued" and doc.base_spec["dataset"] == "digits"
 
 
+def test_cancel_and_wait_for_a_sweep(ewc):
+    created = ewc.submit_sweep(GRID_SPEC, {"seed": [0, 1]})
+    assert [ewc.cancel(i).status for i in created.experiment_ids] == [JobStatus.cancelled] * 2
+    done = ewc.wait_sweep(created.id, poll_s=0.1)
+    assert done.counts["cancelled"] == 2 and all(e.status == "cancelled" for e in done.experiments)
+    assert ewc.queues().status["cancelled"] >= 2
+
+
 def test_wait_follows_the_event_stream(ewc, admin, make_experiment, session_factory):
     exp = make_experiment(admin, status=JobStatus.queued, num_tasks=2, total_epochs=4)
     ready = threading.Event()
