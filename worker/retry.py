@@ -6,11 +6,9 @@ metric write (`worker.callback`), a job's final status and its hand-back at shut
 for how long, and whether a shutdown cuts the wait short. `one_line` is how those callers
 write an error into a log line or a job's `error`.
 
-No retry library is used: the three loops need an interruptible pause (a worker shutting
-down must not wait out a database its host is stopping too), a time budget checked before
-each pause and a minimum number of tries for any error. Of the libraries already
-installed, kombu's `retry_over_time` sleeps in uninterruptible one-second steps and redis'
-`Retry` counts tries only; tenacity would fit but is one more dependency for every image.
+The loop is tenacity's (`Retrying`): exponential pauses, a time budget checked before each
+pause, a minimum number of tries for any error, and the pause taken with `interrupt.wait`
+so that a worker shutting down does not wait out a database its host is stopping too.
 """
 
 from __future__ import annotations
@@ -22,6 +20,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from tenacity import RetryCallState, Retrying, wait_exponential
 
 __all__ = ["DATABASE_AWAY", "MAX_ERROR_CHARS", "OnFailure", "one_line", "retry"]
 
@@ -58,25 +57,28 @@ def retry(
     call is tried once more, and a failure then is raised). `on_failure` hears of every
     failure, before the pause or the raise.
     """
+    pause_after = wait_exponential(multiplier=first_pause_s, exp_base=growth, max=max_pause_s)
     give_up = time.monotonic() + budget_s
-    tries = 0
-    while True:
-        tries += 1
-        try:
-            return call()
-        except Exception as exc:
-            pause = min(first_pause_s * growth ** (tries - 1), max_pause_s)
-            interrupted = interrupt is not None and interrupt.is_set()
-            in_budget = isinstance(exc, retry_on) and time.monotonic() + pause <= give_up
-            retrying = not interrupted and (tries < min_tries or in_budget)
-            if on_failure is not None:
-                on_failure(exc, tries, pause, retrying)
-            if not retrying:
-                raise
-            if interrupt is not None:
-                interrupt.wait(pause)
-            else:
-                time.sleep(pause)
+
+    def worth_another_try(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is None:
+            return False
+        pause = pause_after(state)
+        interrupted = interrupt is not None and interrupt.is_set()
+        in_budget = isinstance(exc, retry_on) and time.monotonic() + pause <= give_up
+        retrying = not interrupted and (state.attempt_number < min_tries or in_budget)
+        if on_failure is not None:
+            on_failure(exc, state.attempt_number, pause, retrying)
+        return retrying
+
+    retrying = Retrying(
+        retry=worth_another_try,
+        wait=pause_after,
+        sleep=interrupt.wait if interrupt is not None else time.sleep,
+        retry_error_callback=lambda state: state.outcome.result(),  # raise the call's error
+    )
+    return retrying(call)
 
 
 def one_line(exc: BaseException) -> str:
