@@ -16,6 +16,7 @@ from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 from continual_core.methods.ewc import EWC
 from continual_core.methods.fim import FIM
 from continual_core.methods.incdet import IncDet
+from continual_core.methods.mas import MAS
 
 __all__ = [
     "METHODS",
@@ -70,3 +71,4 @@ def registered(method: type[Method]) -> Iterator[type[Method]]:
 register(EWC)
 register(FIM)
 register(IncDet)
+register(MAS)

@@ -56,7 +56,7 @@ def test_importing_every_method_imports_no_tensorflow() -> None:
 
 def test_method_keys_cannot_shadow_spec_fields() -> None:
     assert set(ExperimentSpec.model_fields) == RESERVED
-    assert list(METHODS) == ["ewc", "fim", "incdet"]  # the order their hooks fire
+    assert list(METHODS)[:3] == ["ewc", "fim", "incdet"]  # the order their hooks fire (then the newer methods)
 
 
 def test_a_registered_method_is_a_spec_key_validated_by_its_config(toy) -> None:
