@@ -1,56 +1,26 @@
 """Fixtures for the artifact store: a REAL S3 endpoint (moto's standalone HTTP server, a
-subprocess on a free port) and a `store` that every test gets twice, local and S3.
-
-moto (with its server extra) and boto3 are dev dependencies: without them these tests
-skip locally and fail in strict mode (tests/requirements.py).
+subprocess on a free port: tests/harness/s3.py) and a `store` that every test gets twice,
+local and S3.
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.common.storage_helpers import ACCESS_KEY, SECRET, free_port
-from tests.requirements import require_module
+from tests.common.storage_helpers import ACCESS_KEY, SECRET
+from tests.harness.s3 import moto_server
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """http://127.0.0.1:<port> of a moto S3 server running for this test session."""
-    hint = "install the dev extra: pip install 'moto[server]'"
-    require_module("boto3", "boto3", hint)
-    require_module("moto.server", "moto[server]", hint)
-    require_module("flask", "moto[server]", hint)
-    port = free_port()
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("AWS_")},
-        )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), 0.2).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"moto server did not start: {log.read_text()[-2000:]}")
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.kill()
-        proc.wait()
+    with moto_server(tmp_path_factory.mktemp("moto") / "moto.log") as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

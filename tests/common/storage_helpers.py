@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import socket
-import uuid
 from pathlib import Path
 
-#: A secret no message, log line or repr may ever show.
-SECRET = "sEcReT-" + uuid.uuid4().hex
-ACCESS_KEY = "AKIATEST" + uuid.uuid4().hex[:12].upper()
+from tests.harness.s3 import ACCESS_KEY, SECRET
+
+__all__ = ["ACCESS_KEY", "SECRET", "free_port", "raw_keys"]
 
 
 def free_port() -> int:
