@@ -27,6 +27,7 @@ from common.broker import RUN_NEXT_TASK, make_celery
 from common.settings import Settings
 from store import claims
 from store.db import make_engine, make_session_factory, unit_of_work
+from worker.artifacts import WorkerArtifacts
 from worker.outcome import Outcome
 from worker.runner import run_job
 
@@ -50,13 +51,15 @@ def worker_name() -> str:
 
 @dataclass
 class WorkerRuntime:
-    """What the task needs: the database, the queues served, the device, a shutdown flag."""
+    """What the task needs: the database, the queues served, the device, a shutdown flag,
+    the artifact store (built once per process)."""
 
     settings: Settings
     queues: list[str]
     engine: Engine
     sessions: sessionmaker[Session]
     device: str = "CPU"
+    artifacts: WorkerArtifacts | None = None
     name: str = field(default_factory=worker_name)
     shutting_down: threading.Event = field(default_factory=threading.Event)
     jobs_run: int = 0
@@ -115,6 +118,7 @@ class WorkerRuntime:
                     sessions=self.sessions,
                     device=self.device,
                     shutting_down=self.shutting_down,
+                    artifacts=self.artifacts,
                 )
             finally:
                 self.current_job = None
@@ -160,7 +164,9 @@ def create_worker_app(
         engine=engine,
         sessions=make_session_factory(engine),
         device=device,
+        artifacts=WorkerArtifacts.from_settings(settings),
     )
+    log.info("event=artifact_store url=%s", runtime.artifacts.store.url_for())
     app.ewc_runtime = runtime  # type: ignore[attr-defined]
 
     @app.task(name=RUN_NEXT_TASK, acks_late=True, ignore_result=True)

@@ -16,6 +16,11 @@ job ended. Outcomes:
 - worker shutting down → handed back to the queue (`queued`), resumed from its last
   checkpoint by the next worker;
 - the claim was lost (another worker took the job over) → nothing more is written.
+
+Artifacts go through the artifact store (`worker.artifacts`): on a remote store the job
+starts from the latest checkpoint published there, whichever host wrote it, and each new
+checkpoint, the TensorBoard files and the final model are stored as they are written; a
+final model that cannot be stored fails the job (its checkpoints stay).
 """
 
 from __future__ import annotations
@@ -29,9 +34,11 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session, sessionmaker
 
 from common.settings import Settings
+from common.storage import StorageError
 from continual_core.events import CallbackList, StopRequested, TrainingDiverged
 from continual_core.spec import ExperimentSpec, validation_problems
 from store.models import Experiment, JobStatus
+from worker.artifacts import JobArtifacts, WorkerArtifacts, working_dir
 from worker.callback import StoreCallback
 from worker.outcome import Outcome, finish, stopped
 from worker.retry import DATABASE_AWAY, one_line
@@ -44,8 +51,9 @@ log = logging.getLogger("ewc.worker")
 
 
 def checkpoint_dir(settings: Settings, experiment_id: int) -> Path:
-    """The folder of a job's checkpoints and final model: <artifacts>/experiments/<id>/."""
-    return settings.resolved_artifacts_dir() / "experiments" / str(experiment_id)
+    """The folder of a job's checkpoints and final model: <artifacts>/experiments/<id>/
+    (on a remote artifact store, this worker's working copy; `worker.artifacts`)."""
+    return working_dir(settings, experiment_id)
 
 
 def time_limit_s(settings: Settings, spec: ExperimentSpec) -> int:
@@ -63,11 +71,13 @@ def run_job(
     sessions: sessionmaker[Session],
     device: str,
     shutting_down: threading.Event | None = None,
+    artifacts: WorkerArtifacts | None = None,
 ) -> Outcome:
     """Train a job this worker has just claimed and record how it ended.
 
     Never raises for a problem of the job itself (bad spec, divergence, a bug in the run):
-    those end the job `failed` with a readable error. Returns the outcome.
+    those end the job `failed` with a readable error. Returns the outcome. `artifacts`:
+    the worker's store and cache (built from `settings` when not given).
     """
     started = time.monotonic()
     try:
@@ -88,11 +98,16 @@ def run_job(
         db_retry_s=settings.db_retry_s,
         shutting_down=shutting_down or threading.Event(),
     )
-    tensorboard = (
-        TensorBoardCallback(checkpoint_dir(settings, job.id) / TENSORBOARD_DIR)
-        if settings.tensorboard
-        else None
+    folder = checkpoint_dir(settings, job.id)
+    sync = JobArtifacts(
+        experiment_id=job.id,
+        folder=folder,
+        artifacts=artifacts or WorkerArtifacts.from_settings(settings),
+        budget_s=settings.db_retry_s,
+        interrupt=callback.shutting_down,
     )
+    tensorboard = TensorBoardCallback(folder / TENSORBOARD_DIR) if settings.tensorboard else None
+    callbacks = [callback, tensorboard, sync] if tensorboard else [callback, sync]
     heartbeat = JobWatch(callback, settings.heartbeat_s)
     log.info(
         "event=job_start experiment_id=%s worker=%s attempt=%s queue=%s time_limit_s=%s",
@@ -102,21 +117,38 @@ def run_job(
         job.queue,
         limit,
     )
+
+    def settle(exc: BaseException | None = None) -> None:
+        # A run that did not succeed: its last checkpoint and event files go to the store
+        # before its ending is written (the claim kept meanwhile), unless the store failed.
+        if tensorboard is not None:
+            tensorboard.close()
+        if isinstance(exc, StorageError):
+            sync.synced = False
+        else:
+            sync.settle()
+
     heartbeat.start()
     try:
         from continual_core.trainer import train  # TensorFlow: only in the worker
 
+        sync.prepare()
         result = train(
             spec,
             dataset_cache=settings.resolved_dataset_cache(),
-            callback=CallbackList([callback, tensorboard] if tensorboard else [callback]),
-            checkpoint_dir=checkpoint_dir(settings, job.id),
+            callback=CallbackList(callbacks),
+            checkpoint_dir=folder,
             resume=True,
         )
+        if tensorboard is not None:
+            tensorboard.close()  # the event file whole, before it is stored
+        sync.finish(model=True)
     except StopRequested:
+        settle()
         return stopped(job.id, worker, sessions, callback, limit)
     except TrainingDiverged as exc:
         log.warning("event=job_diverged experiment_id=%s error=%r", job.id, str(exc))
+        settle()
         return finish(
             job.id,
             worker,
@@ -126,8 +158,9 @@ def run_job(
             retry_s=settings.db_retry_s,
         )
     except Exception as exc:
-        if isinstance(exc, DATABASE_AWAY) and callback.shutting_down.is_set():
-            # Stopping while the database is away: not a failure of the job.
+        settle(exc)
+        if isinstance(exc, (*DATABASE_AWAY, StorageError)) and callback.shutting_down.is_set():
+            # Stopping while the database or the store is away: not a failure of the job.
             log.warning("event=write_failed_at_shutdown experiment_id=%s", job.id)
             callback.request_stop(StopReason.shutdown)
             return stopped(job.id, worker, sessions, callback, limit)
@@ -146,6 +179,7 @@ def run_job(
         heartbeat.stop()
         if tensorboard is not None:
             tensorboard.close()  # one event file per job: a long-lived worker must not leak them
+        sync.cleanup()  # remote store: the working copy goes once everything is stored
     if callback.stop_reason is StopReason.lost:
         return Outcome(None, "claim lost")
     outcome = finish(
