@@ -21,6 +21,7 @@ from continual_core.spec import (
     DATASET_UPDATES,
     DATASETS,
     FISHER_ESTIMATORS,
+    HEADS,
     MODELS,
     ExperimentSpec,
     validation_problems,
@@ -28,8 +29,12 @@ from continual_core.spec import (
 from store.sweeps import GridError, parse_grid_entries
 
 #: The spec's own fields on the form, each with the spec's default.
-_GENERAL = ("model", "dataset", "dataset_update", "splits", "epochs", "batch_size",
-            "learning_rate", "fisher", "seed", "priority", "device", "name")  # fmt: skip
+_GENERAL = ("model", "dataset", "dataset_update", "splits", "heads", "hidden", "epochs",
+            "batch_size", "learning_rate", "fisher", "seed", "priority", "device", "name")  # fmt: skip
+#: The spec's own checkboxes (a browser sends them only when ticked).
+_SWITCHES = ("joint",)
+#: Fields a post may leave out (added after the form's first version): absent = the default.
+_OPTIONAL = ("heads", "hidden")
 #: Where the form starts elsewhere than the spec: a small offline dataset and task stream,
 #: so that "Submit" on a fresh form runs anywhere in seconds.
 _FORM_START = {"dataset": "mnist-5k", "dataset_update": "permute", "splits": "3", "epochs": "6"}
@@ -88,7 +93,7 @@ def form_defaults() -> dict[str, str]:
 def checkboxes() -> tuple[str, ...]:
     """The checkboxes (a browser sends them only when ticked): one per method, and each
     bool field of a method."""
-    boxes = []
+    boxes = list(_SWITCHES)
     for method in METHODS.values():
         boxes.append(method.name)
         boxes += [i["name"] for i in method_inputs(method) if i["type"] is bool]
@@ -103,6 +108,7 @@ CHOICES: dict[str, Any] = {
     "dataset": DATASETS,
     "dataset_update": DATASET_UPDATES,
     "fisher": FISHER_ESTIMATORS,
+    "heads": HEADS,
     "device": ("any", "cpu", "gpu"),
     # Not a select: the methods' part of the form (new.html loops over it).
     "methods": method_sections(),
@@ -119,7 +125,7 @@ CHECKBOXES = checkboxes()
 #: What the new-experiment page posts (the built-in methods'; `new_fields()` reads the
 #: registry now).
 NEW_FIELDS = new_fields()
-NEW_REQUIRED = tuple(FORM_DEFAULTS)
+NEW_REQUIRED = tuple(f for f in FORM_DEFAULTS if f not in _OPTIONAL)
 #: What the new-sweep form posts (all three always).
 SWEEP_FIELDS = ("name", "base", "grid")
 #: Deepest nesting of the sweep form's base spec (a spec is two levels deep).
@@ -149,6 +155,10 @@ def spec_from_form(form: Mapping[str, Any]) -> tuple[ExperimentSpec | None, dict
     data: dict[str, Any] = {
         name: values[name] for name in ("model", "dataset_update", "fisher", "device")
     }
+    for name in _OPTIONAL:  # "400,400" for hidden: the spec reads the widths
+        if values[name]:
+            data[name] = values[name]
+    data.update({name: True for name in _SWITCHES if _checked(form, name)})
     for name in _REQUIRED_NUMBERS:
         if values[name] == "":
             errors[name] = "required"
@@ -197,7 +207,7 @@ def field_of_path() -> dict[str, str]:
 def problems_by_field(problems: list[tuple[str, str]]) -> dict[str, str]:
     """{form field: message} for (spec path, message) problems; unknown paths go to "form"."""
     errors: dict[str, str] = {}
-    fields, known = field_of_path(), form_defaults()
+    fields, known = field_of_path(), {*form_defaults(), *_SWITCHES}
     for path, message in problems:
         field = fields.get(path, path.split(".")[0])
         if path.startswith("tags"):

@@ -30,6 +30,7 @@ from continual_core.spec import (
     DATASET_UPDATES,
     DATASETS,
     FISHER_ESTIMATORS,
+    HEADS,
     MODELS,
     ExperimentSpec,
     validation_problems,
@@ -71,6 +72,31 @@ DatasetUpdate = Annotated[
     typer.Option("--dataset-update", help=f"Task stream: {_choices(DATASET_UPDATES)}."),
 ]
 Splits = Annotated[int, typer.Option("--splits", help="Number of tasks (full forces 1).")]
+Heads = Annotated[
+    str,
+    typer.Option(
+        "--heads",
+        help=f"Output heads: {_choices(HEADS)}. multi = one head per task, each task trained "
+        "and evaluated on its own (task-IL); shared = one for all (class-IL on switch, "
+        "domain-IL on permute).",
+    ),
+]
+Hidden = Annotated[
+    str | None,
+    typer.Option(
+        "--hidden",
+        help="Hidden layer widths of mlp, comma-separated (default 100,100, the original's).",
+        show_default=False,
+    ),
+]
+Joint = Annotated[
+    bool,
+    typer.Option(
+        "--joint",
+        help="Joint training (the upper bound): task k trains on the union of tasks 1..k. "
+        "permute or switch; takes no method.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Seed of every random choice.")]
 Fisher = Annotated[
     str,
@@ -106,7 +132,7 @@ SpecFile = Annotated[
 GENERAL_DEFAULTS: dict[str, Any] = {
     name: _default(name)
     for name in ("batch_size", "epochs", "learning_rate", "model", "dataset_update", "splits",
-                 "seed", "fisher")
+                 "seed", "fisher", "heads", "hidden")
 }  # fmt: skip
 
 
@@ -148,7 +174,7 @@ def defaults() -> dict[str, Any]:
 
 def flag_of_field() -> dict[str, str]:
     """Spec field → the flag that sets it, for error messages (`ewc.lambda` → `--ewc-lambda`)."""
-    flags = {name: "--" + name.replace("_", "-") for name in (*GENERAL_DEFAULTS, "dataset")}
+    flags = {name: "--" + name.replace("_", "-") for name in (*GENERAL_DEFAULTS, "dataset", "joint")}
     for method in METHODS.values():
         for key, param, _ in method_fields(method):
             flags[f"{method.name}.{key}"] = "--" + param.replace("_", "-")
@@ -169,6 +195,7 @@ def spec_from_flags(
     dataset: str | None = None,
     reset_optimizer: bool = False,
     augment: bool = False,
+    joint: bool = False,
     **values: Any,
 ) -> ExperimentSpec:
     """Build and validate a spec from the original flags (by parameter name: `batch_size`,
@@ -194,6 +221,8 @@ def spec_from_flags(
         data["reset_optimizer"] = True
     if augment:
         data["augment"] = True
+    if joint:
+        data["joint"] = True
     for method in METHODS.values():
         if values.get(method.name):
             data[method.name] = {
@@ -223,10 +252,13 @@ def _general_flags(
     dataset: Dataset = None,
     dataset_update: DatasetUpdate = DEFAULTS["dataset_update"],
     splits: Splits = DEFAULTS["splits"],
+    heads: Heads = DEFAULTS["heads"],
+    hidden: Hidden = None,
     seed: Seed = DEFAULTS["seed"],
     fisher: Fisher = DEFAULTS["fisher"],
     reset_optimizer: ResetOptimizer = False,
     augment: Augment = False,
+    joint: Joint = False,
 ) -> None:
     """The signature that declares the spec's own flags once (never called)."""
 
@@ -258,7 +290,8 @@ def flag_parameters() -> list[inspect.Parameter]:
     """Every flag as a keyword-only parameter for Typer, the methods' read from the registry
     now: the data and training flags, each method's, then seed, fisher and the switches."""
     methods = [p for method in METHODS.values() for p in method_parameters(method)]
-    return [*_GENERAL[:7], *methods, *_GENERAL[7:]]
+    first = [p.name for p in _GENERAL].index("seed")
+    return [*_GENERAL[:first], *methods, *_GENERAL[first:]]
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,8 @@ F_i = (1/N) Σ_n (∂ℓ_n/∂θ_i)², where ℓ_n is, per estimator:
   It is larger than the others by orders of magnitude, hence its own λ/threshold scale.
 
 The model runs in inference mode (batch-norm uses its moving statistics, dropout is off,
-no augmentation).
+no augmentation). With `heads: multi` the labels are output units and p is the softmax over
+each example's own head (`continual_core.heads`); `seed` sums over that head's classes.
 """
 
 from __future__ import annotations
@@ -21,14 +22,23 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from continual_core.heads import HeadLayout, HeadMask
+
 #: Upper bound of per-example gradient floats held at once (≈ 256 MiB of float32).
 MAX_JACOBIAN_FLOATS = 64 * 1024 * 1024
 
 
-def per_example_loss(logits: tf.Tensor, labels: tf.Tensor, estimator: str) -> tf.Tensor:
-    """ℓ_n for every example (shape (N,)) under `estimator` (see the module docstring)."""
+def per_example_loss(
+    logits: tf.Tensor, labels: tf.Tensor, estimator: str, mask: tf.Tensor | None = None
+) -> tf.Tensor:
+    """ℓ_n for every example (shape (N,)) under `estimator` (see the module docstring);
+    `mask` (N, outputs) bool restricts each example to its head (`heads: multi`)."""
+    if mask is not None:
+        logits = HeadMask.apply(logits, mask)
     log_p = tf.nn.log_softmax(logits, axis=-1)
     if estimator == "seed":
+        if mask is not None:
+            log_p = tf.where(mask, log_p, tf.zeros_like(log_p))
         return -tf.reduce_sum(log_p, axis=-1)
     return -tf.gather(log_p, labels, axis=1, batch_dims=1)
 
@@ -42,10 +52,11 @@ class FisherDiagonal:
     Σ_n (∂ℓ_n/∂θ)² per trainable variable.
     """
 
-    def __init__(self, model: keras.Model, estimator: str):
+    def __init__(self, model: keras.Model, estimator: str, heads: HeadLayout | None = None):
         if estimator not in ("empirical", "sampled", "seed"):
             raise ValueError(f"unknown Fisher estimator {estimator!r}")
         self.model, self.estimator = model, estimator
+        self.heads = HeadMask(heads) if heads is not None else None
         self.variables = list(model.trainable_variables)
         self.num_params = int(sum(np.prod(v.shape) for v in self.variables))
         x_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
@@ -60,6 +71,8 @@ class FisherDiagonal:
         if self.estimator != "sampled":
             return y
         logits = self.model(x, training=False)
+        if self.heads is not None:  # drawn from the example's own head
+            logits = HeadMask.apply(logits, self.heads.for_labels(y))
         drawn = tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int32)
         return drawn[:, 0]
 
@@ -68,7 +81,8 @@ class FisherDiagonal:
             xi, yi = example
             with tf.GradientTape() as tape:
                 logits = self.model(xi[None], training=False)
-                loss = per_example_loss(logits, yi[None], self.estimator)[0]
+                mask = self.heads.for_labels(yi[None]) if self.heads is not None else None
+                loss = per_example_loss(logits, yi[None], self.estimator, mask)[0]
             return [tf.square(g) for g in tape.gradient(loss, self.variables)]
 
         # vectorized_map turns the per-example gradient into one batched computation (pfor);

@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from continual_core.fisher import FisherDiagonal, fisher_sample
+from continual_core.heads import head_layout
 from continual_core.seeds import seed_for
 
 
@@ -29,11 +30,12 @@ class Estimator(Protocol):
 
 class FisherImportance:
     """The diagonal Fisher of the spec's estimator (`spec.fisher`: empirical, sampled,
-    seed) from `samples` training examples drawn with a generator seeded by (seed, task)."""
+    seed) from `samples` training examples drawn with a generator seeded by (seed, task);
+    with `heads: multi` over each example's own head."""
 
     def __init__(self, model: keras.Model, spec: Any):
         self.spec = spec
-        self.diagonal = FisherDiagonal(model, spec.fisher)
+        self.diagonal = FisherDiagonal(model, spec.fisher, head_layout(spec))
 
     def estimate(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
         rng = np.random.default_rng(seed_for(self.spec, task, 1))

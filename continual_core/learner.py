@@ -6,6 +6,10 @@ training set as tensors, plus a batch of indices), so it is traced once per run:
 any size, any epoch, any batch — same graph. It fires the in-graph hooks of every active
 method (`continual_core.methods.base`), whose state variables exist from the start, so
 finishing a task changes values, never the graph.
+
+With `heads: multi` (`continual_core.heads`) a label is an output unit (`labels`), each
+example's loss is over its own task's head, and `accuracy` evaluates segment j of its
+data (task j+1) with task j+1's head. With one shared head nothing of that runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import tensorflow as tf
 
 from continual_core.events import StopRequested
 from continual_core.fisher import FisherDiagonal
+from continual_core.heads import HeadMask, head_layout
 from continual_core.importance import estimator_class
 from continual_core.methods import METHODS, FinishedTask, Method, Step
 from continual_core.models import build_augmenter, build_model, eval_chunk
@@ -34,6 +39,9 @@ class Learner:
 
     def __init__(self, spec: ExperimentSpec):
         self.spec = spec
+        layout = head_layout(spec)
+        #: The heads' in-graph masks with `heads: multi`, None with one shared head.
+        self.heads = HeadMask(layout) if layout is not None else None
         keras.utils.set_random_seed(spec.seed)
         self.model = build_model(spec)
         self.augmenter = build_augmenter(spec)
@@ -55,6 +63,9 @@ class Learner:
             input_signature=[x_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None,), tf.int32)],
         )
         self._predict = tf.function(self._predict_labels, input_signature=[x_spec])
+        self._predict_heads = tf.function(
+            self._predict_with_heads, input_signature=[x_spec, tf.TensorSpec((None,), tf.int32)]
+        )
 
     # Compiled functions ------------------------------------------------------------------
 
@@ -69,9 +80,11 @@ class Learner:
             x = self.augmenter(x, training=True)
         step = Step(x=x, y=y)
         with tf.GradientTape() as tape:
-            step.logits = self.model(x, training=True)
+            step.logits = logits = self.model(x, training=True)
+            if self.heads is not None:  # each example on its own task's head
+                logits = self.heads.apply(logits, self.heads.for_labels(y))
             step.loss = loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(y, step.logits, from_logits=True)
+                keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
             )
             for method in methods:
                 penalty = method.penalty(step)
@@ -88,6 +101,12 @@ class Learner:
 
     def _predict_labels(self, x: tf.Tensor) -> tf.Tensor:
         return tf.argmax(self.model(x, training=False), axis=-1, output_type=tf.int32)
+
+    def _predict_with_heads(self, x: tf.Tensor, tasks: tf.Tensor) -> tf.Tensor:
+        """The output unit predicted for each example by the head of its 0-based task."""
+        assert self.heads is not None
+        logits = self.heads.apply(self.model(x, training=False), self.heads.for_tasks(tasks))
+        return tf.argmax(logits, axis=-1, output_type=tf.int32)
 
     # Python-side driving -----------------------------------------------------------------
 
@@ -127,10 +146,23 @@ class Learner:
             sizes.append(len(idx))
         return float(np.dot(np.array([float(v) for v in losses]), sizes) / max(1, sum(sizes)))
 
+    def labels(self, y: np.ndarray, task: int) -> np.ndarray:
+        """The labels the learner trains on for class labels `y` of task `task` (1-based):
+        `y` itself, or with `heads: multi` the output units of task's head."""
+        return y if self.heads is None else self.heads.layout.encode(y, task)
+
     def accuracy(self, x: tf.Tensor, y: np.ndarray, bounds: list[int]) -> list[float]:
-        """Accuracy on each segment [bounds[j], bounds[j+1]) of (x, y) (fractions in [0, 1])."""
+        """Accuracy on each segment [bounds[j], bounds[j+1]) of (x, y) (fractions in [0, 1]).
+        With `heads: multi` segment j holds task j+1 (class labels) and is read by its head."""
         chunk = eval_chunk(self.spec.model)
-        preds = [self._predict(x[s : s + chunk]).numpy() for s in range(0, len(y), chunk)]
+        if self.heads is not None:
+            sizes = np.diff(bounds)
+            tasks = np.repeat(np.arange(len(sizes), dtype=np.int32), sizes)
+            y = np.concatenate([self.labels(y[a:b], j + 1) for j, (a, b) in enumerate(itertools.pairwise(bounds))])
+            preds = [self._predict_heads(x[s : s + chunk], tf.constant(tasks[s : s + chunk])).numpy()
+                     for s in range(0, len(y), chunk)]  # fmt: skip
+        else:
+            preds = [self._predict(x[s : s + chunk]).numpy() for s in range(0, len(y), chunk)]
         correct = (np.concatenate(preds) == y) if preds else np.zeros(0, bool)
         return [
             float(correct[a:b].mean()) if b > a else 0.0 for a, b in itertools.pairwise(bounds)

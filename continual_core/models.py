@@ -15,9 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from continual_core.heads import output_width
+
 # Keras on first use: the spec (read by the API, which never imports TensorFlow) takes the
 # model names from `MODELS`.
 from continual_core.lazy import keras
+
+#: Hidden layer widths of the `mlp` when the spec names none (the original's).
+DEFAULT_MLP_HIDDEN = (100, 100)
 
 #: Per-channel mean and standard deviation of CIFAR-10 training images in [0, 1].
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -25,12 +30,13 @@ CIFAR_STD = (0.2470, 0.2435, 0.2616)
 
 
 def build_model(spec: Any) -> keras.Model:
-    """`spec.model` for `spec.input_shape` and `spec.num_classes` outputs (logits).
+    """`spec.model` for `spec.input_shape` with one output (logit) per class, or with
+    `heads: multi` one per unit of every task's head (`continual_core.heads.output_width`).
 
     Weights are drawn from Keras' global seed: call `keras.utils.set_random_seed` first
     for a reproducible initialisation.
     """
-    return MODELS[spec.model].build(spec.input_shape, spec.num_classes, spec)
+    return MODELS[spec.model].build(spec.input_shape, output_width(spec), spec)
 
 
 def eval_chunk(model: str) -> int:
@@ -39,11 +45,12 @@ def eval_chunk(model: str) -> int:
 
 
 def _mlp(shape: tuple[int, int, int], classes: int, spec: Any) -> keras.Model:
-    """flatten → Dense 100 ReLU → Dense 100 ReLU → Dense classes (89,610 parameters on MNIST)."""
+    """flatten → Dense ReLU per width of `spec.hidden` (default 100, 100) → Dense classes
+    (89,610 parameters on MNIST with the default widths)."""
     inp = keras.Input(shape)
     x = keras.layers.Flatten()(inp)
-    x = keras.layers.Dense(100, activation="relu")(x)
-    x = keras.layers.Dense(100, activation="relu")(x)
+    for width in getattr(spec, "hidden", None) or DEFAULT_MLP_HIDDEN:
+        x = keras.layers.Dense(width, activation="relu")(x)
     out = keras.layers.Dense(classes, name="logits")(x)
     return keras.Model(inp, out, name="mlp")
 
@@ -112,11 +119,12 @@ class ModelEntry:
     default_dataset: str  # the dataset when the spec names none (the original's rule)
     eval_chunk: int  # examples per compiled prediction call (smaller for CNNs: memory)
     min_side: int = 1  # smallest input height/width it accepts
+    hidden: tuple[int, ...] | None = None  # default hidden widths, if the spec may set them
 
 
 #: Model name → entry; the order is the order of the spec's choices.
 MODELS: dict[str, ModelEntry] = {
-    "mlp": ModelEntry(_mlp, default_dataset="mnist", eval_chunk=8192),
+    "mlp": ModelEntry(_mlp, default_dataset="mnist", eval_chunk=8192, hidden=DEFAULT_MLP_HIDDEN),
     "lenet": ModelEntry(_lenet, default_dataset="mnist", eval_chunk=2048, min_side=28),
     "cifarnet": ModelEntry(_cifarnet, default_dataset="cifar10", eval_chunk=512),
 }

@@ -26,7 +26,7 @@ from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
 from continual_core.datasets import DATASETS as DATASET_ZOO
-from continual_core.fields import FiniteFloat, PositiveInt, Strict
+from continual_core.fields import FiniteFloat, HiddenWidths, PositiveInt, Strict
 from continual_core.methods import METHODS, MethodConfig
 from continual_core.methods.ewc import DEFAULT_EWC_LAMBDA, EWCConfig
 from continual_core.methods.fim import DEFAULT_FIM_THRESHOLD, FIMConfig
@@ -53,9 +53,11 @@ DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
 DatasetUpdate = Literal["full", "permute", "increment", "switch"]
 FisherEstimator = Literal["empirical", "sampled", "seed"]
 DeviceClass = Literal["any", "cpu", "gpu"]
+Heads = Literal["shared", "multi"]
 
 DATASET_UPDATES: tuple[str, ...] = ("full", "permute", "increment", "switch")
 FISHER_ESTIMATORS: tuple[str, ...] = ("empirical", "sampled", "seed")
+HEADS: tuple[str, ...] = ("shared", "multi")
 
 #: Input shape (height, width, channels) and class count of each named dataset.
 DATASET_SHAPES: dict[str, tuple[tuple[int, int, int], int]] = {
@@ -78,6 +80,7 @@ def _storable(text: str) -> str:
 
 #: A name or tag: stored by SQLite and PostgreSQL alike, so NUL bytes are refused.
 StorableText = Annotated[str, AfterValidator(_storable)]
+
 
 
 class SyntheticConfig(Strict):
@@ -147,6 +150,22 @@ class ExperimentSpec(Strict):
     synthetic: SyntheticConfig | None = Field(
         default=None, description="Shape of the synthetic dataset (dataset=synthetic only)."
     )
+    heads: Heads = Field(
+        default="shared",
+        description="Output heads: shared (one head for every task: class-IL on switch/"
+        "increment, domain-IL on permute) or multi (one head per task, each task trained and "
+        "evaluated on its own: task-IL).",
+    )
+    hidden: HiddenWidths | None = Field(
+        default=None,
+        description="Hidden layer widths of mlp, e.g. 400,400 (default 100,100, the "
+        "original's). mlp only.",
+    )
+    joint: bool = Field(
+        default=False,
+        description="Joint training, the upper bound: task k trains on the union of the "
+        "training sets of tasks 1..k. permute or switch; takes no method.",
+    )
     # Scheduling and bookkeeping: the training core ignores these.
     name: Annotated[StorableText, Field(max_length=200)] | None = None
     tags: Annotated[
@@ -191,7 +210,20 @@ class ExperimentSpec(Strict):
                 f"epochs: {self.epochs} is fewer than splits={self.splits}; every task needs at "
                 f"least one epoch, so epochs must be ≥ {self.splits}"
             )
-        side = MODEL_ZOO[self.model].min_side
+        entry = MODEL_ZOO[self.model]
+        if self.hidden is None and entry.hidden is not None:
+            self.hidden = list(entry.hidden)
+        elif self.hidden is not None and entry.hidden is None:
+            widths = [m for m, e in MODEL_ZOO.items() if e.hidden is not None]
+            raise ValueError(f"hidden: {self.model} has a fixed architecture; only "
+                             f"{', '.join(widths)} takes hidden widths")  # fmt: skip
+        if self.heads == "multi" and self.dataset_update == "full":
+            raise ValueError("heads: multi needs a task stream (dataset_update permute, "
+                             "increment or switch); full is one task")  # fmt: skip
+        if self.joint and self.dataset_update not in ("permute", "switch"):
+            why = "is one task" if self.dataset_update == "full" else "already trains each task on every class so far"
+            raise ValueError(f"joint: needs dataset_update permute or switch; {self.dataset_update} {why}")
+        side = entry.min_side
         if min(height, width) < side:
             others = " or ".join(m for m, e in MODEL_ZOO.items() if e.min_side <= min(height, width))
             raise ValueError(
@@ -227,6 +259,10 @@ class ExperimentSpec(Strict):
             spec = handler(general)
         except ValidationError as exc:
             errors = [*_relocated(exc), *errors]
+        if not errors and spec.joint and configs:
+            refusal = ValueError("joint: joint training is the upper bound (every task's data, no "
+                                 f"protection needed); it takes no method, got {', '.join(configs)}")
+            errors.append({"type": "value_error", "loc": (), "input": data, "ctx": {"error": refusal}})
         if not errors:
             for config in configs.values():
                 try:
@@ -281,6 +317,16 @@ class ExperimentSpec(Strict):
         """Epochs of each task: `epochs` spread evenly, the remainder to the first tasks."""
         base, extra = divmod(self.epochs, self.num_tasks)
         return [base + (1 if k < extra else 0) for k in range(self.num_tasks)]
+
+    @property
+    def scenario(self) -> str:
+        """The continual-learning scenario: task-IL (a head per task), domain-IL (permute,
+        one head), class-IL (switch/increment, one head) or single-task (full)."""
+        if self.dataset_update == "full":
+            return "single-task"
+        if self.heads == "multi":
+            return "task-IL"
+        return "domain-IL" if self.dataset_update == "permute" else "class-IL"
 
     @property
     def methods(self) -> dict[str, MethodConfig]:

@@ -8,17 +8,23 @@
   validation/test sets hold those classes.
 - `switch`: task k is group k alone.
 
-All tasks share one output head with every class of the dataset.
+With `heads: shared` all tasks share one output head with every class of the dataset;
+with `heads: multi` each task has its own (`continual_core.heads`). With `joint`, task k
+trains on the union of the training sets of tasks 1..k (`training_set`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from continual_core.datasets import Dataset
 from continual_core.spec import ExperimentSpec
+from continual_core.streams import class_groups, stream_classes, task_classes
+
+__all__ = ["Task", "class_groups", "make_tasks", "permutations", "task_classes", "training_set"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +74,6 @@ class Task:
         return self.split("test")[1]
 
 
-def class_groups(num_classes: int, splits: int) -> list[tuple[int, ...]]:
-    """`numpy.array_split` of range(num_classes) into `splits` groups (first groups larger)."""
-    return [tuple(int(c) for c in g) for g in np.array_split(np.arange(num_classes), splits)]
-
-
 def permutations(spec: ExperimentSpec, size: int) -> list[np.ndarray | None]:
     """One pixel permutation per task of a `permute` stream: None (identity) for task 1,
     then fixed permutations of range(size) drawn from a generator seeded by `spec.seed`."""
@@ -94,17 +95,23 @@ def _select(x: np.ndarray, y: np.ndarray, classes: tuple[int, ...]) -> tuple[np.
 
 def make_tasks(spec: ExperimentSpec, data: Dataset) -> list[Task]:
     """The task stream of `spec.dataset_update` over `data` (length `spec.num_tasks`)."""
+    classes = stream_classes(spec.dataset_update, data.num_classes, spec.num_tasks)
     if spec.dataset_update in ("full", "permute"):
         size = int(np.prod(data.train_x.shape[1:]))
         perms = permutations(spec, size) if spec.dataset_update == "permute" else [None]
-        all_classes = tuple(range(data.num_classes))
-        return [Task(k, all_classes, perm, data) for k, perm in enumerate(perms, start=1)]
-    groups = class_groups(data.num_classes, spec.splits)
-    tasks: list[Task] = []
-    for k in range(1, spec.num_tasks + 1):
-        if spec.dataset_update == "increment":
-            classes = tuple(c for g in groups[:k] for c in g)
-        else:  # switch
-            classes = groups[k - 1]
-        tasks.append(Task(k, classes, None, data, select=True))
-    return tasks
+        return [Task(k, classes[k - 1], perm, data) for k, perm in enumerate(perms, start=1)]
+    return [Task(k, classes[k - 1], None, data, select=True) for k in range(1, spec.num_tasks + 1)]
+
+
+def training_set(
+    tasks: list[Task], k: int, *, joint: bool, encode: Callable[[np.ndarray, int], np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (images, labels) task k (1-based) trains on: its own training split, or with
+    `joint` the union of tasks 1..k's, in task order. `encode(y, task)` turns a task's
+    class labels into the learner's labels (its output units under `heads: multi`)."""
+    parts = [(t.split("train"), t.index) for t in (tasks[:k] if joint else [tasks[k - 1]])]
+    xs = [x for (x, _), _ in parts]
+    ys = [encode(y, index) for (_, y), index in parts]
+    if len(parts) == 1:
+        return xs[0], ys[0]
+    return np.concatenate(xs), np.concatenate(ys)

@@ -2,12 +2,13 @@
 
     load the dataset → make the task stream → build the learner (model, Adam, the active
     methods and their state) → maybe restore the latest task checkpoint
-    → for each task: for each epoch: train, evaluate validation accuracy on every task
+    → for each task: its training set (with `joint`: the union of tasks 1..k's)
+                     → for each epoch: train, evaluate validation accuracy on every task
                      → test accuracy on every task (a row of the accuracy matrix)
                      → consolidate: each method's end of task (e.g. the Fisher → the EWC
                        quadratic / the FIM masks), unless it was the last task
                      → on_task_end, then checkpoint
-    → summary (average accuracy, BWT, FWT, forgetting), timings, versions.
+    → summary (average accuracy, BWT, FWT, forgetting), scenario, timings, versions.
 
 Accuracies are fractions in [0, 1]; times are seconds.
 """
@@ -31,7 +32,7 @@ from continual_core.learner import Learner
 from continual_core.metrics import summarize
 from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
-from continual_core.tasks import Task, make_tasks
+from continual_core.tasks import Task, make_tasks, training_set
 
 
 def train(
@@ -85,11 +86,12 @@ def train(
     for task in tasks[first_task - 1 :]:
         k = task.index
         learner.start_task(k)
-        train_x, train_y = task.split("train")  # built once per task, not kept after it
+        # built once per task, not kept after it; labels as the learner trains on them
+        train_x, train_y = training_set(tasks, k, joint=spec.joint, encode=learner.labels)
         x, y = tf.constant(train_x), tf.constant(train_y)
         for task_epoch in range(1, spec.epochs_per_task[k - 1] + 1):
             epoch += 1
-            order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(task.train_y))
+            order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(train_y))
             t0 = time.perf_counter()
             loss = learner.train_epoch(x, y, order, callback.should_stop)
             train_s = time.perf_counter() - t0
@@ -148,6 +150,7 @@ def _result(spec: ExperimentSpec, history: dict, total_s: float) -> dict:
         "accuracy_matrix": matrix,
         "initial_accuracy": history["initial_accuracy"],
         "summary": summarize(matrix, history["initial_accuracy"]),
+        "scenario": spec.scenario,
         "timings": {**history["timings"], "total_s": total_s},
         "fisher": spec.fisher,
         "versions": {
