@@ -233,6 +233,26 @@ def _folder_size(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
 
 
+def expired_experiments(
+    session: Session, retention_days: float, *, now: datetime | None = None
+) -> list[int]:
+    """Ids of the succeeded, failed or cancelled experiments whose `finished_at` is more
+    than `retention_days` ago: those whose checkpoints retention deletes (none when
+    `retention_days` ≤ 0). Also used for an artifact store that is not this folder."""
+    if retention_days <= 0:
+        return []
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    return list(
+        session.scalars(
+            select(Experiment.id).where(
+                Experiment.status.in_(FINISHED),
+                Experiment.finished_at.is_not(None),
+                Experiment.finished_at < cutoff,
+            )
+        )
+    )
+
+
 def prune_checkpoints(
     session: Session,
     artifacts_dir: Path,
@@ -248,18 +268,8 @@ def prune_checkpoints(
     jobs are never touched (a resumed job needs its checkpoints). `retention_days` ≤ 0
     keeps everything. Returns what was (or, with `dry_run`, would be) deleted.
     """
-    if retention_days <= 0:
-        return []
-    cutoff = (now or utcnow()) - timedelta(days=retention_days)
-    ids = session.scalars(
-        select(Experiment.id).where(
-            Experiment.status.in_(FINISHED),
-            Experiment.finished_at.is_not(None),
-            Experiment.finished_at < cutoff,
-        )
-    )
     pruned = []
-    for exp_id in ids:
+    for exp_id in expired_experiments(session, retention_days, now=now):
         folder = experiment_dir(artifacts_dir, exp_id)
         if not folder.is_dir():
             continue

@@ -23,9 +23,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.broker import send_wakeup
 from common.settings import Settings
+from common.storage import ArtifactStore
 from store import claims
-from store.artifacts import prune_checkpoints
+from store.artifacts import expired_experiments, prune_checkpoints
 from store.db import unit_of_work
+from worker.artifacts import experiment_key
 
 log = logging.getLogger("ewc.worker")
 
@@ -78,12 +80,27 @@ def resend_wakeups(
 PRUNE_INTERVAL_S = 3600.0
 
 
-def prune_once(sessions: sessionmaker[Session], settings: Settings) -> int:
+def prune_once(
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    store: ArtifactStore | None = None,
+    done: set[int] | None = None,
+) -> int:
     """Delete the checkpoints of experiments finished longer ago than the retention;
-    returns how many checkpoints went (final models and TensorBoard files stay)."""
+    returns how many checkpoints went (final models and TensorBoard files stay).
+
+    The local folder is pruned as always (on the local store it is the store; on a remote
+    one, what working copies were left). A remote `store` loses the published `task-<k>/`
+    folders of the same experiments (and their interrupted publishes); ids in `done` (this
+    process already pruned them there) are skipped and the new ones added."""
+    store = store or settings.artifact_store()
+    local_root = store.root if store.is_local else settings.resolved_artifacts_dir()
     with unit_of_work(sessions) as session:
-        pruned = prune_checkpoints(
-            session, settings.resolved_artifacts_dir(), settings.artifact_retention_days
+        pruned = prune_checkpoints(session, local_root, settings.artifact_retention_days)
+        expired = (
+            []
+            if store.is_local
+            else expired_experiments(session, settings.artifact_retention_days)
         )
     for p in pruned:
         log.info(
@@ -92,7 +109,20 @@ def prune_once(sessions: sessionmaker[Session], settings: Settings) -> int:
             p.path,
             p.bytes_freed,
         )
-    return len(pruned)
+    count = len(pruned)
+    for experiment_id in expired:
+        if done is not None and experiment_id in done:
+            continue
+        for key in store.prune(experiment_key(experiment_id), keep=0):
+            count += 1
+            log.info(
+                "event=checkpoint_pruned experiment_id=%s path=%s",
+                experiment_id,
+                store.url_for(key),
+            )
+        if done is not None:
+            done.add(experiment_id)
+    return count
 
 
 class WakeupResender(threading.Thread):
@@ -105,6 +135,8 @@ class WakeupResender(threading.Thread):
         super().__init__(name="wakeup-resender", daemon=True)
         self.app, self.sessions, self.settings, self.queues = app, sessions, settings, queues
         self.done = threading.Event()
+        self.store = settings.artifact_store()
+        self.pruned: set[int] = set()  # experiments this process pruned in a remote store
 
     def run(self) -> None:
         next_prune = time.monotonic()
@@ -116,7 +148,7 @@ class WakeupResender(threading.Thread):
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_INTERVAL_S
                 try:
-                    prune_once(self.sessions, self.settings)
+                    prune_once(self.sessions, self.settings, self.store, self.pruned)
                 except Exception as exc:  # noqa: BLE001 - e.g. another worker pruned it first
                     log.warning("event=prune_failed error=%r", str(exc))
             self.done.wait(self.settings.wakeup_resend_s)

@@ -11,6 +11,7 @@ import logging
 import shutil
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,7 @@ from tests.harness.processes import free_port
 from tests.harness.s3 import SECRET, aws_variables, bucket_keys, create_bucket, moto_server
 from worker.artifacts import WorkerArtifacts
 from worker.runner import checkpoint_dir, run_job
+from worker.wakeups import prune_once
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
@@ -140,3 +142,26 @@ def test_a_store_that_stays_away_fails_the_job_without_a_secret(
     assert f"s3://{bucket}/team" in error and "\n" not in error
     assert "event=storage_wait" in caplog.text
     assert SECRET not in caplog.text and SECRET not in error and "sEcReT" not in caplog.text
+
+
+def test_retention_prunes_the_checkpoints_in_the_bucket_and_keeps_the_model(
+    tmp_path, bucket, endpoint, database_url, session_factory, make_user, make_job, caplog
+):
+    caplog.set_level(logging.INFO, logger="ewc.worker")
+    settings = host(tmp_path, "a", database_url, f"s3://{bucket}/team")
+    owner = make_user("alice")
+    old, recent = make_job(owner, spec=TINY), make_job(owner, spec=TINY)
+    for _ in range(2):
+        assert claim_and_run(session_factory, settings, "w1")[1].status is JobStatus.succeeded
+    with unit_of_work(session_factory) as s:
+        s.get(Experiment, old).finished_at -= timedelta(days=settings.artifact_retention_days + 1)
+    store, done = settings.artifact_store(), set()
+    assert prune_once(session_factory, settings, store, done) == 2  # task-1 and task-2 of `old`
+    assert store.checkpoints(f"experiments/{old}") == []
+    assert [c.task for c in store.checkpoints(f"experiments/{recent}")] == [1, 2]
+    left = {k.removeprefix(f"team/experiments/{old}/").split("/")[0]
+            for k in bucket_keys(endpoint, bucket) if k.startswith(f"team/experiments/{old}/")}
+    assert left == {"model.keras", "tensorboard"}
+    assert done == {old}
+    assert prune_once(session_factory, settings, store, done) == 0  # not listed again
+    assert caplog.text.count("event=checkpoint_pruned") == 2
