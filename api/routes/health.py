@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import lru_cache
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -11,12 +12,22 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from api.openapi import PUBLIC, text_body
 from api.schemas import Health
 from common.broker import ping_broker
+from common.storage import ArtifactStore, open_store
 from store.db import ping
 from store.errors import error_reason
 
 log = logging.getLogger("ewc.api")
 
 router = APIRouter(tags=["health"])
+
+#: A probe answers fast: an S3 store gets one try, 2 s to connect and 2 s to read.
+STORAGE_PROBE = {"connect_timeout_s": 2.0, "read_timeout_s": 2.0, "max_attempts": 1}
+
+
+@lru_cache(maxsize=4)
+def probe_store(url: str) -> ArtifactStore:
+    """The artifact store at `url` as the readiness probe asks it (built once per URL)."""
+    return open_store(url, **STORAGE_PROBE) if url.startswith("s3://") else open_store(url)
 
 
 @router.get("/healthz", operation_id="healthz", openapi_extra=PUBLIC)
@@ -33,7 +44,8 @@ def healthz() -> Health:
     openapi_extra=PUBLIC,
 )
 def readyz(request: Request) -> JSONResponse:
-    """200 when the database and the broker both answer, else 503 naming the one that failed."""
+    """200 when the database and the broker both answer (and a remote artifact store,
+    EWC_ARTIFACTS_URL=s3://..., as `storage`), else 503 naming the one that failed."""
     checks: dict[str, str] = {}
     try:
         ping(request.app.state.engine)
@@ -45,6 +57,13 @@ def readyz(request: Request) -> JSONResponse:
         checks["broker"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["broker"] = f"error: {error_reason(exc, 300)}"
+    store = probe_store(request.app.state.settings.resolved_artifacts_url())
+    if not store.is_local:  # the local folder's probe stays as it was: none
+        try:
+            store.check()
+            checks["storage"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - a StorageError's message holds no secret
+            checks["storage"] = f"error: {error_reason(exc, 300)}"
     ready = all(v == "ok" for v in checks.values())
     if not ready:
         log.warning("event=not_ready %s", " ".join(f"{k}={v!r}" for k, v in checks.items()))
