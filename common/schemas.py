@@ -329,3 +329,26 @@ class SweepList(BaseModel):
         description="Deprecated: the last id of this page, for the old `before` parameter; "
         "use `next_cursor`.",
     )
+
+
+# Tables of many runs ----------------------------------------------------------------------
+
+
+class TableRow(BaseModel):
+    """One run of `GET /v1/experiments/table` as a flat row: these columns, then one
+    `params.<dotted spec path>` per spec value of the page's runs (null where a run has
+    none) and `metrics.<summary key>` (average_accuracy, bwt, fwt, forgetting; null until
+    known). Times are ISO 8601 in UTC; `duration_s` is finished − started."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: int
+    name: str | None
+    owner: str
+    status: JobStatus
+    sweep_id: int | None
+    tags: list[str]
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_s: float | None

@@ -8,9 +8,9 @@ service (`api.services`) or a `store` function, and shapes the answer; it never 
 another route module.
 
 The order matters for one pair only, and `tests/api/test_api_routes.py` proves that no
-route is shadowed by one registered before it: `GET /v1/experiments/compare` (reports)
-must come before `GET /v1/experiments/{experiment_id}` (experiments), which would
-otherwise read "compare" as an id and answer 422.
+route is shadowed by one registered before it: `GET /v1/experiments/compare` and
+`GET /v1/experiments/table` (reports) must come before `GET /v1/experiments/{experiment_id}`
+(experiments), which would otherwise read "compare" or "table" as an id and answer 422.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from api.routes import (
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
-    reports.router,  # before experiments: /v1/experiments/compare is not an id
+    reports.router,  # before experiments: /v1/experiments/compare and /table are not ids
     experiments.router,
     events.router,
     artifacts.router,

@@ -20,6 +20,7 @@ from api.schemas import (
     ProblemList,
     experiment_out,
 )
+from api.services import runs
 from continual_core.spec import ExperimentSpec
 from store import experiments
 from store.models import JobStatus
@@ -62,21 +63,26 @@ def submit_experiment(
 @router.get(
     "",
     operation_id="list_experiments",
-    responses={422: {"model": ProblemList, "description": "Bad filter or cursor"}},
+    responses={422: {"model": ProblemList, "description": "Bad filter, order_by or cursor"}},
 )
 def list_experiments(
     user: CurrentUser,
     session: SessionDep,
+    filter: runs.FilterQuery = None,
+    order_by: runs.OrderQuery = None,
     status: JobStatus | None = None,
     tag: str | None = None,
     owner: Annotated[str | None, Query(description="User name")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
 ) -> ExperimentPage:
-    """Experiments newest first, filtered by status, tag and owner; paginated by cursor."""
-    page = experiments.list_experiments(
-        session, status=status, tag=tag, owner=owner, limit=limit, cursor=cursor
-    )
+    """Experiments matching `filter` (and `status`, `tag`, `owner`), newest first or by
+    `order_by`; paginated by cursor (pass the same filter and order with it). A filter that
+    does not parse is a 422 naming the offending token and its position."""
+    page = runs.search(
+        session, filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
+        limit=limit, cursor=cursor,
+    )  # fmt: skip
     return ExperimentPage(
         items=[experiment_out(e) for e in page.items], next_cursor=page.next_cursor
     )

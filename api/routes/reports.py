@@ -1,21 +1,26 @@
-"""`/v1/experiments/...`: plots, comparison and export of stored metrics.
+"""`/v1/experiments/...`: plots, comparison and export of stored metrics, and the table of
+many runs.
 
 Registered before the experiments router (`api.routes.ROUTERS`), so
-`/v1/experiments/compare` is not read as an experiment id.
+`/v1/experiments/compare` and `/v1/experiments/table` are not read as experiment ids.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 
 from api import plots
 from api.deps import CurrentUser, ExperimentId, SessionDep
 from api.openapi import binary, text_body
 from api.schemas import Comparison, ErrorMessage, ExperimentExport, ProblemList
-from api.services import reports
+from api.services import reports, runs
+from common.schemas import TableRow
 from store import experiments
+from store.models import JobStatus
 
 router = APIRouter(
     prefix="/v1/experiments",
@@ -25,6 +30,54 @@ router = APIRouter(
 
 _NOT_FOUND = {404: {"model": ErrorMessage, "description": "No experiment with this id"}}
 _PNG = binary("image/png", description="A PNG image")
+
+
+_CSV = text_body("text/csv", "A CSV file (UTF-8)")["content"]
+_NEXT = {
+    "X-Next-Cursor": {
+        "description": "Pass as `cursor` (same filter and order) for the next page; absent "
+        "on the last page.",
+        "schema": {"type": "string"},
+    }
+}
+
+
+@router.get(
+    "/table",
+    operation_id="experiments_table",
+    response_model=list[TableRow],
+    responses={
+        200: {"description": "Flat rows: JSON (a list) or CSV (`format=csv`)", "content": _CSV,
+              "headers": _NEXT},
+        422: {"model": ProblemList, "description": "Bad filter, order_by, cursor or format"},
+    },
+)  # fmt: skip
+def experiments_table(
+    user: CurrentUser,
+    session: SessionDep,
+    filter: runs.FilterQuery = None,
+    order_by: runs.OrderQuery = None,
+    status: JobStatus | None = None,
+    tag: str | None = None,
+    owner: Annotated[str | None, Query(description="User name")] = None,
+    limit: Annotated[int, Query(ge=1, le=runs.MAX_TABLE_ROWS)] = runs.MAX_TABLE_ROWS,
+    cursor: Annotated[str | None, Query(description="`X-Next-Cursor` of the previous page")] = None,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+) -> Response:
+    """Many runs as one table, for notebooks: a row per run with `id`, `name`, `owner`,
+    `status`, `sweep_id`, `tags`, the times, `params.<dotted spec path>` and
+    `metrics.<summary key>`. The same `filter` and `order_by` as the list (docs/filters.md);
+    paged by cursor like it, the next page's cursor in the `X-Next-Cursor` header."""
+    page = runs.search(
+        session, filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
+        limit=limit, cursor=cursor,
+    )  # fmt: skip
+    rows = runs.table_rows(page.items)
+    headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
+    if format == "csv":
+        return Response(runs.table_csv(rows), media_type="text/csv; charset=utf-8",
+                        headers={**headers, "Content-Disposition": 'inline; filename="experiments.csv"'})  # fmt: skip
+    return JSONResponse(jsonable_encoder(rows), headers=headers)
 
 
 @router.get(

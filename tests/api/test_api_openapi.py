@@ -47,7 +47,7 @@ def test_every_422_is_the_problem_list_and_no_title_collides(document):
 
 def test_operation_ids_are_chosen_unique_and_tagged(document):
     ids = [op["operationId"] for _, _, op in operations(document)]
-    assert len(ids) == len(set(ids)) == 21
+    assert len(ids) == len(set(ids)) == 22
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", i) for i in ids), ids
     assert {"submit_experiment", "list_experiments", "download_artifact", "compare_experiments",
             "list_sweeps", "healthz"} <= set(ids)  # fmt: skip
@@ -73,6 +73,12 @@ def test_files_are_binary_and_exports_declared(document):
     assert csv["content"] == {"text/csv": {"schema": {"type": "string"}}}
     export = paths["/v1/experiments/{experiment_id}/export.json"]["get"]["responses"]["200"]
     assert export["content"]["application/json"]["schema"]["$ref"].endswith("/ExperimentExport")
+    table = paths["/v1/experiments/table"]["get"]
+    content = table["responses"]["200"]["content"]
+    assert content["text/csv"] == {"schema": {"type": "string"}}
+    assert content["application/json"]["schema"]["items"] == {"$ref": "#/components/schemas/TableRow"}
+    assert "X-Next-Cursor" in table["responses"]["200"]["headers"]
+    assert {"filter", "order_by", "cursor", "format"} <= {p["name"] for p in table["parameters"]}
 
 
 def test_stored_documents_are_typed(document):
@@ -90,7 +96,7 @@ def test_stored_documents_are_typed(document):
 
 
 def test_one_cursor_style_and_the_old_one_deprecated(document):
-    for path in ("/v1/experiments", "/v1/sweeps"):
+    for path in ("/v1/experiments", "/v1/experiments/table", "/v1/sweeps"):
         params = {p["name"]: p for p in document["paths"][path]["get"]["parameters"]}
         assert "cursor" in params and not params["cursor"].get("deprecated"), path
     sweeps = {p["name"]: p for p in document["paths"]["/v1/sweeps"]["get"]["parameters"]}
