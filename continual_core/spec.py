@@ -264,6 +264,8 @@ class ExperimentSpec(Strict):
                                  f"protection needed); it takes no method, got {', '.join(configs)}")
             errors.append({"type": "value_error", "loc": (), "input": data, "ctx": {"error": refusal}})
         if not errors:
+            # the other active methods are visible to resolve (a config may refuse them)
+            spec.__pydantic_extra__ = {name: configs.get(name) for name in METHODS}
             for config in configs.values():
                 try:
                     config.resolve(spec)

@@ -12,11 +12,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from continual_core.methods.agem import AGEM
 from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 from continual_core.methods.ewc import EWC
 from continual_core.methods.fim import FIM
 from continual_core.methods.incdet import IncDet
 from continual_core.methods.mas import MAS
+from continual_core.methods.replay import Replay
 
 __all__ = [
     "METHODS",
@@ -72,3 +74,5 @@ register(EWC)
 register(FIM)
 register(IncDet)
 register(MAS)
+register(Replay)
+register(AGEM)
