@@ -1,7 +1,8 @@
 """`Client`: every v1 call as a typed method (httpx; answers are `common.schemas` models).
 
 Experiments: `submit`, `get`, `wait` (follows the event stream, polls when there is none),
-`events`, `runs` (every page), `page` (one), `metrics`, `cancel`. Files: `artifacts`,
+`events`, `runs` (every page; `filter=` and `order_by=` as in docs/filters.md), `page`
+(one), `rows` and `table` (many runs as flat rows; a pandas DataFrame), `metrics`, `cancel`. Files: `artifacts`,
 `download`, `plot`, `export`, `export_csv`, `compare`. Sweeps: `submit_sweep`, `sweep`,
 `sweeps` (every page), `wait_sweep`. And `queues`.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import httpx
 from pydantic import BaseModel
@@ -30,14 +31,20 @@ from common.schemas import (
     SweepList,
     SweepOut,
     SweepSummary,
+    TableRow,
 )
 from continual_core.spec import ExperimentSpec
 from store.vocabulary import FINISHED_STATUSES
+
+if TYPE_CHECKING:
+    import pandas
 
 M = TypeVar("M", bound=BaseModel)
 FINISHED = frozenset(FINISHED_STATUSES)
 #: Most items one listing page holds (the server's cap).
 MAX_PAGE = 200
+#: Most rows one table page holds (the server's cap).
+MAX_TABLE_ROWS = 1000
 
 
 class Client:
@@ -103,26 +110,77 @@ class Client:
         return self._model(ExperimentOut, "POST", f"/v1/experiments/{experiment_id}/cancel")
 
     def page(
-        self, *, status: str | None = None, tag: str | None = None, owner: str | None = None,
+        self, *, filter: str | None = None, order_by: str | None = None,
+        status: str | None = None, tag: str | None = None, owner: str | None = None,
         limit: int = 50, cursor: str | None = None,
     ) -> ExperimentPage:  # fmt: skip
-        """One page of experiments, newest first (`next_cursor` continues it)."""
-        params = {"status": status, "tag": tag, "owner": owner, "limit": limit, "cursor": cursor}
-        params = {k: v for k, v in params.items() if v is not None}
+        """One page of experiments matching `filter`, sorted by `order_by` (the grammar of
+        docs/filters.md; default newest first); `next_cursor` continues it."""
+        params = _query(filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
+                        limit=limit, cursor=cursor)  # fmt: skip
         return self._model(ExperimentPage, "GET", "/v1/experiments", params=params)
 
     def runs(
-        self, *, status: str | None = None, tag: str | None = None, owner: str | None = None,
+        self, *, filter: str | None = None, order_by: str | None = None,
+        status: str | None = None, tag: str | None = None, owner: str | None = None,
         page_size: int = MAX_PAGE,
     ) -> Iterator[ExperimentOut]:  # fmt: skip
-        """Every matching experiment, newest first, fetching page after page as needed."""
+        """Every experiment matching `filter` (e.g. "params.ewc.lambda > 10 and status =
+        'succeeded'"), in `order_by` order ("metrics.average_accuracy desc"; default newest
+        first), fetching page after page as needed. A bad filter is an `ApiError` 422 whose
+        problem names the token and its position."""
         cursor = None
         while True:
-            page = self.page(status=status, tag=tag, owner=owner, limit=page_size, cursor=cursor)
+            page = self.page(filter=filter, order_by=order_by, status=status, tag=tag,
+                             owner=owner, limit=page_size, cursor=cursor)  # fmt: skip
             yield from page.items
             if page.next_cursor is None:
                 return
             cursor = page.next_cursor
+
+    def rows(
+        self, *, filter: str | None = None, order_by: str | None = None,
+        status: str | None = None, tag: str | None = None, owner: str | None = None,
+        page_size: int = MAX_TABLE_ROWS,
+    ) -> Iterator[TableRow]:  # fmt: skip
+        """Every matching run as a flat row of `GET /v1/experiments/table` (`id`, `name`,
+        `owner`, `status`, `sweep_id`, `tags`, times, then `params.<path>` and
+        `metrics.<key>` as extra fields: `row.model_dump()` has them all), page after page."""
+        cursor = None
+        while True:
+            params = _query(filter=filter, order_by=order_by, status=status, tag=tag,
+                            owner=owner, limit=page_size, cursor=cursor)  # fmt: skip
+            resp = self.send("GET", "/v1/experiments/table", params=params)
+            yield from (TableRow.model_validate(row) for row in resp.json())
+            cursor = resp.headers.get("X-Next-Cursor")
+            if not cursor:
+                return
+
+    def table(
+        self, *, filter: str | None = None, order_by: str | None = None,
+        status: str | None = None, tag: str | None = None, owner: str | None = None,
+        page_size: int = MAX_TABLE_ROWS,
+    ) -> pandas.DataFrame:  # fmt: skip
+        """Every matching run as one row of a pandas DataFrame (the columns of `rows`, in
+        the server's order; times as UTC datetimes), e.g.
+        `ewc.table(filter="sweep = 12", order_by="metrics.bwt desc")`. Needs pandas:
+        `pip install 'ewc-server[pandas]'`."""
+        try:
+            import pandas
+        except ImportError as exc:
+            raise ImportError(
+                "Client.table() needs pandas, an optional extra: pip install 'ewc-server[pandas]' "
+                "(or pip install pandas); Client.rows() gives the same rows without it"
+            ) from exc
+        rows = [row.model_dump(mode="json") for row in self.rows(filter=filter, order_by=order_by,
+                status=status, tag=tag, owner=owner, page_size=page_size)]  # fmt: skip
+        columns: dict[str, None] = {}
+        for row in rows:
+            columns.update(dict.fromkeys(row))
+        frame = pandas.DataFrame(rows, columns=list(columns or TableRow.model_fields))
+        for column in ("created_at", "started_at", "finished_at"):
+            frame[column] = pandas.to_datetime(frame[column], utc=True)
+        return frame
 
     def events(self, experiment_id: int, last_event_id: str | None = None) -> Iterator[Event]:
         """The experiment's live events (`status`, `epoch`, `task`) until `end`.
@@ -234,3 +292,8 @@ class Client:
 
     def queues(self) -> Queues:
         return self._model(Queues, "GET", "/v1/queues")
+
+
+def _query(**params: Any) -> dict[str, Any]:
+    """The query parameters that are set (None means "not given")."""
+    return {k: v for k, v in params.items() if v is not None}

@@ -6,6 +6,8 @@ same plots, exports, downloads, sweep documents and event streams as `/v1` throu
 Services hold no SQL either: every statement lives in `store/`.
 
 - `reports`: plots of an experiment (cached), the comparison, CSV and JSON exports;
+- `runs`: runs found by a filter and sort order (docs/filters.md), and the table of many
+  runs (flat rows, JSON or CSV) the list and the dashboard share;
 - `sweeps`: a sweep's statistics document and its plot;
 - `events`: an experiment's live progress as server-sent events;
 - `change_watch`: the one database poll behind every open event stream;

@@ -5,6 +5,7 @@ cursor, `wait` follows the event stream, downloads arrive whole, and refusals co
 
 from __future__ import annotations
 
+import sys
 import threading
 
 import httpx
@@ -96,6 +97,38 @@ def test_runs_walks_every_page_and_filters(ewc, admin, make_experiment):
     assert [e.id for e in ewc.runs(status="succeeded", page_size=2)] == sorted(ids, reverse=True)
     page = ewc.page(limit=2)
     assert len(page.items) == 2 and page.next_cursor is not None
+
+
+def test_runs_rows_and_table_take_the_filter_and_the_sort_order(ewc, admin, make_experiment):
+    ids = [make_experiment(admin, spec={"dataset": "digits", "ewc": {"lambda": 10.0 ** k}},
+                           summary={"average_accuracy": 0.9 - k / 10, "bwt": -k / 100},
+                           name=f"ewc-{k}")
+           for k in range(4)]  # fmt: skip
+    make_experiment(admin, spec={"dataset": "digits"}, status=JobStatus.queued)
+    wanted = "params.ewc.lambda >= 10 and status = 'succeeded'"
+    found = ewc.runs(filter=wanted, order_by="metrics.average_accuracy desc", page_size=2)
+    assert [e.id for e in found] == ids[1:]
+    rows = list(ewc.rows(filter=wanted, order_by="name desc", page_size=2))
+    assert [r.id for r in rows] == ids[:0:-1]
+    assert rows[0].model_dump()["params.ewc.lambda"] == 1000.0
+    frame = ewc.table(filter=wanted, order_by="params.ewc.lambda", page_size=1)
+    assert list(frame["id"]) == ids[1:] and list(frame["name"]) == ["ewc-1", "ewc-2", "ewc-3"]
+    assert list(frame["params.ewc.lambda"]) == [10.0, 100.0, 1000.0]
+    assert frame["metrics.bwt"].tolist() == [-0.01, -0.02, -0.03]
+    assert str(frame["created_at"].dt.tz) == "UTC" and set(frame["status"]) == {"succeeded"}
+    empty = ewc.table(filter="params.seed > 99")
+    assert len(empty) == 0 and "metrics.average_accuracy" not in empty.columns
+    with pytest.raises(ApiError) as bad:
+        next(ewc.runs(filter="params.ewc.lamda > 1"))
+    assert bad.value.status_code == 422 and bad.value.problems[0].field == "filter"
+    assert "did you mean ewc.lambda?" in bad.value.problems[0].message
+
+
+def test_table_without_pandas_names_the_extra(ewc, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # `import pandas` now raises ImportError
+    with pytest.raises(ImportError, match=r"ewc-server\[pandas\]"):
+        ewc.table()
+    assert list(ewc.rows()) == []  # rows need no pandas
 
 
 def test_sweeps_page_by_cursor_and_the_old_before_still_works(ewc, raw):
