@@ -1,7 +1,7 @@
 """Client commands: talk to an EWC Server over HTTP.
 
 `ewc submit <original flags> [--wait]`, `ewc status ID`, `ewc results ID`, `ewc cancel ID`,
-`ewc list`. The server and token come from `EWC_URL` and `EWC_TOKEN` (or --url/--token).
+`ewc list [--filter ... --order-by ...]`. The server and token come from `EWC_URL` and `EWC_TOKEN` (or --url/--token).
 No TensorFlow here: these commands start in a fraction of a second.
 """
 
@@ -177,6 +177,18 @@ def cancel(
 
 
 def list_experiments(
+    filter_: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Conditions joined by and (docs/filters.md), e.g. "
+            "\"params.ewc.lambda > 10 and metrics.average_accuracy >= 0.9\".",
+        ),
+    ] = None,
+    order_by: Annotated[
+        str | None,
+        typer.Option("--order-by", help="<key> [asc|desc], e.g. \"metrics.bwt desc\"."),
+    ] = None,
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only with this tag.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner.")] = None,
@@ -185,12 +197,14 @@ def list_experiments(
     url: Url = DEFAULT_URL,
     token: Token = None,
 ) -> None:
-    """List experiments, newest first."""
+    """List experiments, newest first or by --order-by, those matching --filter (and
+    --status, --tag, --owner). A bad filter is refused with where it went wrong."""
     page = (
         Client(url, token)
-        .page(status=status_ or None, tag=tag or None, owner=owner or None, limit=limit)
+        .page(filter=filter_ or None, order_by=order_by or None, status=status_ or None,
+              tag=tag or None, owner=owner or None, limit=limit)
         .model_dump(mode="json")
-    )
+    )  # fmt: skip
     if as_json:
         console.print_json(json.dumps(page))
         return

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import httpx
@@ -81,6 +82,22 @@ def test_results_plot_saves_the_png(server, admin, make_experiment, tmp_path):
     queued = make_experiment(admin, status=JobStatus.queued)
     r = cli(server, "results", str(queued), "--plot", str(curves))
     assert r.exit_code == 1 and "409" in r.output and "no epoch has finished yet" in r.output
+
+
+def test_list_takes_a_filter_and_a_sort_order(server, admin, make_experiment):
+    ids = [make_experiment(admin, spec={"dataset": "digits", "ewc": {"lambda": lam}},
+                           summary={"average_accuracy": acc}, name=f"run-{lam:g}")
+           for lam, acc in ((1.0, 0.7), (10.0, 0.9), (100.0, 0.8))]  # fmt: skip
+    r = cli(server, "list", "--filter", "params.ewc.lambda >= 10", "--order-by",
+            "metrics.average_accuracy desc", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert [e["id"] for e in json.loads(r.output)["items"]] == [ids[1], ids[2]]
+    r = cli(server, "list", "--filter", "name like 'run-1%'", "--order-by", "name")
+    assert r.exit_code == 0 and "run-10" in r.output and "run-100" in r.output, r.output
+    assert "run-1 " in r.output
+    r = cli(server, "list", "--filter", "params.ewc.lamda > 1")
+    assert r.exit_code == 1, r.output
+    assert "unknown key 'params.ewc.lamda' at 1: did you mean ewc.lambda?" in " ".join(r.output.split())
 
 
 def test_sweep_command(server, admin, session_factory):
