@@ -18,6 +18,7 @@ from continual_core.methods.ewc import EWC
 from continual_core.methods.fim import FIM
 from continual_core.methods.incdet import IncDet
 from continual_core.methods.mas import MAS
+from continual_core.methods.si import SI
 from continual_core.methods.replay import Replay
 
 __all__ = [
@@ -76,3 +77,4 @@ register(IncDet)
 register(MAS)
 register(Replay)
 register(AGEM)
+register(SI)

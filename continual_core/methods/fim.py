@@ -1,6 +1,11 @@
 """Fisher information masking (FIM): after a task, every weight whose Fisher is ≥ threshold
 is frozen (masks OR-ed across tasks). A frozen weight gets a zero gradient AND is written
 back to its frozen value after the optimizer step, so Adam's momentum cannot move it.
+
+On a long stream a fixed threshold freezes nearly every weight and the later tasks cannot
+be learned, so by default the threshold grows with the tasks: after task k it is
+threshold · k^growth (`growth`: 1 by default, 0 = fixed, the meaning of an explicit
+threshold unless `growth` is given too).
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 #: for sampled; for `seed` the original's 1e-6 freezes 64 % of the weights after task 1 and
 #: scores below plain fine-tuning, while 0.3 is best (+1.0 pp over 0.1).
 DEFAULT_FIM_THRESHOLD: dict[str, float] = {"empirical": 3e-4, "sampled": 1e-3, "seed": 0.3}
+#: The threshold's growth exponent when `fim.threshold` is not given (bench/science_reg.py:
+#: 10-task permute).
+DEFAULT_FIM_GROWTH = 1.0
 
 
 class FIMConfig(MethodConfig):
@@ -37,8 +45,17 @@ class FIMConfig(MethodConfig):
     samples: PositiveInt = Field(
         default=100, description="Examples used to estimate the FIM Fisher."
     )
+    growth: FiniteFloat | None = Field(
+        default=None,
+        ge=0,
+        description="After task k, freeze at threshold · k^growth, so a long stream does not "
+        "freeze every weight. Default: 1 when the threshold is not given, 0 (a fixed "
+        "threshold) when it is.",
+    )
 
     def resolve(self, spec: BaseModel) -> None:
+        if self.growth is None:
+            self.growth = DEFAULT_FIM_GROWTH if self.threshold is None else 0.0
         if self.threshold is None:
             self.threshold = DEFAULT_FIM_THRESHOLD[spec.fisher]  # type: ignore[attr-defined]
 
@@ -71,12 +88,13 @@ class FisherMasking:
         for v, m, value in zip(variables, self.frozen, self.frozen_value):
             v.assign(tf.where(m, value, v))
 
-    def freeze(self, fisher: Sequence[Any], variables: Sequence[Any]) -> float:
-        """Freeze every weight with Fisher ≥ threshold (once frozen, frozen forever) at its
-        current value. Returns the fraction of all weights frozen so far."""
+    def freeze(self, fisher: Sequence[Any], variables: Sequence[Any], scale: float = 1.0) -> float:
+        """Freeze every weight with Fisher ≥ threshold · `scale` (once frozen, frozen forever)
+        at its current value. Returns the fraction of all weights frozen so far."""
         frozen = total = 0
+        threshold = self.threshold * scale if scale != 1.0 else self.threshold
         for f, v, m, value in zip(fisher, variables, self.frozen, self.frozen_value):
-            newly = tf.logical_and(f >= self.threshold, tf.logical_not(m))
+            newly = tf.logical_and(f >= threshold, tf.logical_not(m))
             value.assign(tf.where(newly, v, value))
             m.assign(tf.logical_or(m, newly))
             frozen += int(tf.reduce_sum(tf.cast(m, tf.int64)))
@@ -104,8 +122,10 @@ class FIM(Method):
         self.masking.restore_frozen(self.weights)
 
     def end_task(self, finished: FinishedTask) -> dict[str, float]:
-        fisher = finished.importance("fisher", self.config.samples)  # type: ignore[attr-defined]
-        return {"frozen_fraction": self.masking.freeze(fisher, self.weights)}
+        config: FIMConfig = self.config  # type: ignore[assignment]
+        fisher = finished.importance("fisher", config.samples)
+        scale = float(finished.index) ** config.growth if config.growth else 1.0
+        return {"frozen_fraction": self.masking.freeze(fisher, self.weights, scale)}
 
     def state(self) -> list[Any]:
         return self.masking.state

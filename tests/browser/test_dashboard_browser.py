@@ -191,7 +191,8 @@ def test_dashboard_in_chromium(service, shots):
             page.screenshot(path=str(shots / "dashboard.png"))
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api:
                 specs = [api.get(f"/v1/experiments/{i}").json()["spec"] for i in ids]
-            assert specs[0]["ewc"] is None and specs[1]["ewc"] == {"lambda": 100.0, "samples": 100}
+            assert specs[0]["ewc"] is None and specs[1]["ewc"] == {
+                "lambda": 100.0, "samples": 100, "gamma": 0.9, "normalize": False}
             assert all(s["dataset"] == "mnist-5k" and s["splits"] == 3 for s in specs)
 
             # Tick both and compare them on one page, plots included.

@@ -15,6 +15,8 @@ from continual_core.spec import ExperimentSpec
 #: README "flag | default" table and "Estimators and λ scale".
 EWC_LAMBDA = {"empirical": 100.0, "sampled": 100.0, "seed": 0.1}
 FIM_THRESHOLD = {"empirical": 3e-4, "sampled": 1e-3, "seed": 0.3}
+#: Given no λ, EWC is online EWC (γ = 0.9); given no threshold, FIM's grows as k^1.
+EWC_GAMMA, FIM_GROWTH = 0.9, 1.0
 PLAIN = {"batch_size": 256, "epochs": 20, "learning_rate": 0.001, "model": "mlp",
          "dataset": "mnist", "dataset_update": "full", "splits": 1, "fisher": "empirical",
          "seed": 0, "reset_optimizer": False, "augment": False,
@@ -61,8 +63,9 @@ def test_method_defaults_per_estimator(door: str, fisher: str) -> None:
         spec = _flags_spec("--fisher", fisher, "--ewc", "--fim", "--incdet")
     body = spec.to_json_dict()
     assert body["fisher"] == fisher
-    assert body["ewc"] == {"lambda": EWC_LAMBDA[fisher], "samples": 100}
-    assert body["fim"] == {"threshold": FIM_THRESHOLD[fisher], "samples": 100}
+    assert body["ewc"] == {"lambda": EWC_LAMBDA[fisher], "samples": 100, "gamma": EWC_GAMMA,
+                           "normalize": False}  # fmt: skip
+    assert body["fim"] == {"threshold": FIM_THRESHOLD[fisher], "samples": 100, "growth": FIM_GROWTH}
     assert body["incdet"] == {"threshold": 1e-6}
     assert spec.ewc_lambda == EWC_LAMBDA[fisher]
 
@@ -71,7 +74,7 @@ def test_an_explicit_value_always_wins() -> None:
     spec = _flags_spec(
         "--fisher", "seed", "--ewc", "--ewc-lambda", "7", "--fim", "--fim-threshold", "0.01"
     )
-    assert spec.ewc is not None and spec.ewc.lambda_ == 7.0
-    assert spec.fim is not None and spec.fim.threshold == 0.01
+    assert spec.ewc is not None and spec.ewc.lambda_ == 7.0 and spec.ewc.gamma == 1.0
+    assert spec.fim is not None and spec.fim.threshold == 0.01 and spec.fim.growth == 0.0
     spec = ExperimentSpec(ewc={"lambda": 0}, fim={"threshold": 1e-6})
     assert spec.ewc_lambda == 0.0 and spec.fim is not None and spec.fim.threshold == 1e-6

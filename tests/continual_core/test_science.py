@@ -27,6 +27,9 @@ SEEDS = (0, 1, 2)
 BASE = {"dataset": "mnist-5k", "epochs": 15, "splits": 3, "dataset_update": "permute"}
 #: The README's defaults for the empirical Fisher (literal: not read from the code).
 EWC_LAMBDA, FIM_THRESHOLD = 100.0, 3e-4
+#: Given no λ, EWC is online EWC with γ = 0.9, and FIM's threshold grows as k^1 after task k
+#: (both so that the defaults also hold on 10 tasks).
+EWC_GAMMA, FIM_GROWTH = 0.9, 1.0
 #: Lowest accuracy on a task right after training it, for every method and seed.
 RIGHT_AFTER = 0.85
 
@@ -65,11 +68,12 @@ def test_defaults_are_the_documented_ones(results: dict[str, list[dict]]) -> Non
     for r in results["ewc"]:
         assert r["spec"]["fisher"] == "empirical"
         assert (
-            r["spec"]["ewc"] == {"lambda": EWC_LAMBDA, "samples": 100} and r["spec"]["fim"] is None
+            r["spec"]["ewc"] == {"lambda": EWC_LAMBDA, "samples": 100, "gamma": EWC_GAMMA,
+                                 "normalize": False} and r["spec"]["fim"] is None
         )
     for r in results["fim"]:
         assert (
-            r["spec"]["fim"] == {"threshold": FIM_THRESHOLD, "samples": 100}
+            r["spec"]["fim"] == {"threshold": FIM_THRESHOLD, "samples": 100, "growth": FIM_GROWTH}
             and r["spec"]["ewc"] is None
         )
 
