@@ -8,6 +8,7 @@ routes here, so the browser needs no JavaScript to send a bearer header.
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
@@ -16,7 +17,7 @@ from api import parsing, plots
 from api.deps import ExperimentId, SessionDep, SettingsDep, SweepId
 from api.routes.dashboard.common import PageUser, experiment_or_404, make_router, render
 from api.services import artifacts as artifact_service
-from api.services import reports
+from api.services import reports, runs
 from api.services import sweeps as sweep_service
 from api.services.events import sse_response
 from api.vocabulary import PLOT_KINDS
@@ -24,9 +25,17 @@ from store import artifacts as store_artifacts
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import NotFound, StoreError
+from store.run_filter import FilterError
 from store.vocabulary import STATUSES, SWEEP_METRICS, JobStatus
 
 router = make_router()
+
+
+#: The list's sortable columns: header → the `order_by` key it sorts by.
+SORTABLE: dict[str, str] = {
+    "name": "name", "owner": "owner", "status": "status", "avg": "metrics.average_accuracy",
+    "bwt": "metrics.bwt", "sweep": "sweep",
+}  # fmt: skip
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -34,16 +43,22 @@ def experiment_list(
     request: Request,
     user: PageUser,
     session: SessionDep,
+    filter_: Annotated[str | None, Query(alias="filter")] = None,
+    order_by: str | None = None,
     status_: Annotated[str | None, Query(alias="status")] = None,
     tag: str | None = None,
     owner: str | None = None,
     cursor: str | None = None,
     submitted: int | None = None,
 ):
-    error = None
+    """The experiment list: the filter box takes the grammar of docs/filters.md (a bad
+    filter is a 422 page that shows the message), column headers sort (order_by)."""
+    error, code = None, 200
     try:
-        page = store_experiments.list_experiments(
+        page = runs.search(
             session,
+            filter=filter_ or None,
+            order_by=order_by or None,
             status=JobStatus(status_) if status_ in STATUSES else None,
             tag=tag or None,
             owner=owner or None,
@@ -52,11 +67,36 @@ def experiment_list(
         )
     except StoreError as exc:
         error, page = str(exc), store_experiments.ExperimentPage(items=[], next_cursor=None)
+        if isinstance(exc, FilterError):  # the 422 of the API, shown on the page
+            code = 422
+            error = f"{exc.field}: {exc}" if exc.field in ("filter", "order_by") else error
+    filters = {"filter": filter_ or "", "order_by": order_by or "", "status": status_ or "",
+               "tag": tag or "", "owner": owner or ""}  # fmt: skip
     return render(
-        request, "experiments.html", user, experiments=page.items, next_cursor=page.next_cursor,
-        filters={"status": status_ or "", "tag": tag or "", "owner": owner or ""},
-        submitted=submitted, error=error,
+        request, "experiments.html", user, code, experiments=page.items,
+        next_cursor=page.next_cursor, filters=filters, submitted=submitted, error=error,
+        sort_links=_sort_links(filters), older=_list_url(filters, cursor=page.next_cursor),
     )  # fmt: skip
+
+
+def _list_url(filters: dict[str, str], **changes: str | None) -> str:
+    """The list page's address with `filters` (and `changes`); empty values left out."""
+    query = {k: v for k, v in {**filters, **changes}.items() if v}
+    return "/ui/" + (f"?{urlencode(query)}" if query else "")
+
+
+def _sort_links(filters: dict[str, str]) -> dict[str, tuple[str, str | None]]:
+    """{column: (address, "ascending" | "descending" | None)}: a header sorts by its key
+    ascending, or descending when the list is sorted by it ascending already."""
+    current = filters["order_by"].split()
+    key = current[0] if current else ""
+    descending = len(current) > 1 and current[1].lower() == "desc"
+    links: dict[str, tuple[str, str | None]] = {}
+    for column, sort_key in SORTABLE.items():
+        state = None if key != sort_key else ("descending" if descending else "ascending")
+        target = f"{sort_key} desc" if state == "ascending" else sort_key
+        links[column] = (_list_url(filters, order_by=target), state)
+    return links
 
 
 @router.get("/progress")
