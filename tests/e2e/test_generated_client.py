@@ -1,6 +1,6 @@
 """The OpenAPI document generates a client that works: openapi-python-client generates one
 from the live app's `/openapi.json` into tmp_path, and the test drives a real API process
-and a real worker through it — submit → wait → metrics → list with a filter → sweep →
+and a real worker through it — submit → wait → metrics → list with a filter and a sort order → the table of runs → sweep →
 download an artifact and a plot → a 422 → a 401.
 
 The generator runs in a tool environment of its own (`.venv/tools/openapi-python-client`,
@@ -108,7 +108,7 @@ def test_a_generated_client_drives_the_service(service, tmp_path):
         submit_experiment,
     )  # fmt: skip
     from ewc_generated.api.health import healthz
-    from ewc_generated.api.reports import curves_plot, export_csv, export_json
+    from ewc_generated.api.reports import curves_plot, experiments_table, export_csv, export_json
     from ewc_generated.api.sweeps import get_sweep, list_sweeps, submit_sweep
     from ewc_generated.models import (
         ErrorMessage,
@@ -118,6 +118,7 @@ def test_a_generated_client_drives_the_service(service, tmp_path):
         Metrics,
         ProblemList,
         SweepIn,
+        TableRow,
     )  # fmt: skip
     from ewc_generated.types import File
 
@@ -150,6 +151,21 @@ def test_a_generated_client_drives_the_service(service, tmp_path):
     )
     assert [e.id for e in page.items] == [created.id] and page.next_cursor is None
     assert list_experiments.sync(client=client, tag="nothing-has-it").items == []
+    # the filter grammar and the sort order (docs/filters.md), and the table of many runs
+    found = list_experiments.sync(
+        client=client, filter_="params.splits = 2 and tag = 'generated' and "
+        "metrics.average_accuracy >= 0", order_by="metrics.average_accuracy desc",
+    )  # fmt: skip
+    assert [e.id for e in found.items] == [created.id], found
+    table = experiments_table.sync_detailed(client=client, filter_="tag = 'generated'")
+    assert table.status_code == 200 and "x-next-cursor" not in table.headers
+    [row] = table.parsed
+    assert isinstance(row, TableRow) and row.id == created.id and row.tags == ["generated"]
+    assert row.additional_properties["params.splits"] == 2
+    assert row.additional_properties["metrics.average_accuracy"] == exp.summary.average_accuracy
+    typo = list_experiments.sync(client=client, filter_="params.splitz = 2")
+    assert isinstance(typo, ProblemList) and typo.detail[0].field == "filter", typo
+    assert "did you mean splits?" in typo.detail[0].message
 
     # a sweep, and its listing paginated by the same cursor
     sweep = submit_sweep.sync(
