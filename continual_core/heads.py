@@ -18,6 +18,11 @@ saved in model.keras).
 Inside the learner a label is an output UNIT (`HeadLayout.encode`): the class id for
 disjoint tasks, offset by its task's block otherwise. From a unit the learner knows the
 example's task, so a replayed example of an old task is still trained on its own head.
+
+For methods: `Step.logits` holds every unit; a method that takes its own loss on logits
+and labels (A-GEM's reference gradient) masks them as the learner does,
+`heads.apply(logits, heads.for_labels(y))` with `heads = learner.heads` (None: shared);
+one that works per head (LwF) reads `head_units(spec)`.
 """
 
 from __future__ import annotations

@@ -158,8 +158,8 @@ class ExperimentSpec(Strict):
     )
     hidden: HiddenWidths | None = Field(
         default=None,
-        description="Hidden layer widths of mlp, e.g. 400,400 (default 100,100, the "
-        "original's). mlp only.",
+        description="Hidden layer widths of mlp, e.g. [400, 400], \"400,400\" or \"400x400\" "
+        "(default 100,100, the original's). mlp only.",
     )
     joint: bool = Field(
         default=False,

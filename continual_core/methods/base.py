@@ -55,8 +55,8 @@ class Step:
     """What the hooks of one training step see (tensors of the traced graph)."""
 
     x: Any  # the batch, after every `batch` hook and the augmentation
-    y: Any
-    logits: Any = None  # the model's outputs on x (training mode)
+    y: Any  # its labels: classes, or with `heads: multi` output units (`continual_core.heads`)
+    logits: Any = None  # the model's outputs on x (training mode), every unit (not masked)
     loss: Any = None  # the task loss (mean cross-entropy), before any penalty
     grads: list[Any] = field(default_factory=list)  # in after_step: what was applied
 
@@ -74,7 +74,7 @@ class FinishedTask:
 
     index: int  # 1-based
     x: Any  # the task's training images (NumPy)
-    y: Any
+    y: Any  # their labels as the learner trains on them (`Step.y`)
     importance: Callable[[Any, int], list[Any]]
 
 

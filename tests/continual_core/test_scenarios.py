@@ -70,6 +70,15 @@ def test_spec_fields_defaults_and_refusals() -> None:
                                    "protection needed); it takes no method, got ewc"))]  # fmt: skip
 
 
+def test_a_sweep_grid_line_sets_widths_and_heads() -> None:
+    from store.sweeps import expand_grid, parse_grid_entries
+
+    grid = parse_grid_entries(["hidden=100x100,400x400", "heads=shared,multi"])
+    specs = [ExperimentSpec(**spec) for _, spec in expand_grid({"dataset_update": "switch"}, grid)]
+    assert [(s.hidden, s.scenario) for s in specs] == [
+        ([100, 100], "class-IL"), ([100, 100], "task-IL"), ([400, 400], "class-IL"), ([400, 400], "task-IL")]
+
+
 def test_hidden_widths_build_the_mlp() -> None:
     learner = Learner(ExperimentSpec(**DIGITS, hidden=[7, 5, 3]))
     kernels = [tuple(v.shape) for v in learner.weights if len(v.shape) == 2]
