@@ -40,7 +40,9 @@ from tests.harness.s3 import (
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
-SPEC = two_tasks(epochs=8)
+#: Two tasks of 6 epochs: task 1 outlasts the moment it takes to stop the endpoint.
+SPEC = two_tasks(epochs=12)
+TASK_EPOCHS = SPEC["epochs"] // 2
 #: How long the endpoint stays away (seconds): several retries of the worker.
 OUTAGE_S = 12.0
 
@@ -87,7 +89,7 @@ def test_a_store_outage_mid_job_is_waited_out_and_nothing_is_lost(
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - away_at)))
         job = store.job(experiment_id)
         assert job["status"] == "running" and job["error"] is None, job
-        assert len(store.epochs(experiment_id)) == epochs_when_waiting == 4  # paused
+        assert len(store.epochs(experiment_id)) == epochs_when_waiting == TASK_EPOCHS  # paused
         waits = sum("event=storage_wait" in line for line in worker.lines)
         endpoint.start()
         back = worker.wait_for_line(lambda line: "event=storage_back" in line, 60)
@@ -98,8 +100,8 @@ def test_a_store_outage_mid_job_is_waited_out_and_nothing_is_lost(
         waited = re.search(r"waited_s=\S+", back).group(0)
     finally:
         store.close()
-    say(f"endpoint away {OUTAGE_S:.0f} s from task 1's end: /readyz 503 ({checks['storage']}), "
-        f"{waits} retries logged, training paused at epoch {epochs_when_waiting}/8, job kept "
+    say(f"endpoint away {OUTAGE_S:.0f} s from the job's start (task 1 unpublished): /readyz 503 ({checks['storage']}), "
+        f"{waits} retries logged, training paused at epoch {epochs_when_waiting}/{SPEC['epochs']}, job kept "
         f"running; back: {waited}, job succeeded")
 
     direct = train(ExperimentSpec.model_validate(SPEC), dataset_cache=tmp_path / "datasets")
