@@ -40,6 +40,8 @@ UNSORTABLE: tuple[str, ...] = ("tag",)
 MAX_LENGTH = 4000
 MAX_CLAUSES = 32
 MAX_IN_VALUES = 100
+#: The largest id a row can have (PostgreSQL `integer`).
+MAX_ID = 2**31 - 1
 
 _ORDERING: frozenset[str] = frozenset({"<", "<=", ">", ">="})
 _EQUALITY: frozenset[str] = frozenset({"=", "!=", "in"})
@@ -234,6 +236,9 @@ class _Parser:
             raise self.fail(token, "unknown status {token}", _choices(str(value), STATUSES))
         if key.kind == "sweep" and isinstance(value, float) and not value.is_integer():
             raise self.fail(token, "a sweep id is a whole number, not {token}")
+        if key.kind == "sweep" and isinstance(value, float) and abs(value) > MAX_ID:
+            # ids are PostgreSQL integers; SQLite cannot even bind a number this large
+            raise self.fail(token, f"a sweep id is at most {MAX_ID}, not {{token}}")
         return value
 
     def clause(self) -> Comparison:
