@@ -21,7 +21,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
@@ -139,6 +139,11 @@ def list_artifacts(artifacts_dir: Path, experiment_id: int) -> list[Artifact]:
                     modified=datetime.fromtimestamp(st.st_mtime).astimezone(),
                 )
             )
+    return sort_artifacts(items)
+
+
+def sort_artifacts(items: Iterable[Artifact]) -> list[Artifact]:
+    """The final model first, then checkpoints by task number, then the rest."""
 
     def order(a: Artifact) -> tuple:
         rank = {"model": 0, "checkpoint": 1, "tensorboard": 2}.get(a.kind, 3)
@@ -148,15 +153,31 @@ def list_artifacts(artifacts_dir: Path, experiment_id: int) -> list[Artifact]:
     return sorted(items, key=order)
 
 
-def resolve_artifact(artifacts_dir: Path, experiment_id: int, path: str) -> tuple[Path, bool]:
-    """(location, is_folder) of a requested artifact, checked to stay inside the folder.
+def group_objects(objects: Iterable[tuple[str, int, datetime]]) -> list[Artifact]:
+    """The artifacts of an experiment kept as objects (an artifact store that is not this
+    machine's folder), from (path relative to the experiment's folder, size, modified) of
+    each: a top-level object is a file, a folder's objects are one `<name>.zip`. Same
+    shape and order as `list_artifacts`."""
+    files: list[Artifact] = []
+    folders: dict[str, list[tuple[int, datetime]]] = {}
+    for rel, size, modified in objects:
+        name, _, rest = rel.partition("/")
+        if rest:
+            folders.setdefault(name, []).append((size, modified))
+        else:
+            files.append(Artifact(path=name, kind=_kind(name), size=size, modified=modified))
+    for name, entries in folders.items():
+        files.append(Artifact(path=name + ZIP_SUFFIX, kind=_kind(name),
+                              size=sum(s for s, _ in entries),
+                              modified=max(m for _, m in entries), files=len(entries)))
+    return sort_artifacts(files)
 
-    `path` is relative, POSIX (`model.keras`, `task-1/weights.h5`, `task-1.zip`). A
-    `<folder>.zip` that is not a real file names the folder, to be zipped. Raises
-    `ArtifactPathRefused` (422) for absolute paths, `..`, backslashes, NUL, names longer
-    than a file system allows, and anything that resolves outside the experiment's folder
-    (symlinks included); `ArtifactNotFound` (404) when nothing is there.
-    """
+
+def check_request_path(path: str) -> None:
+    """Refuse (`ArtifactPathRefused`, 422) a requested artifact path that is empty, holds
+    a NUL byte or a backslash, is absolute, has `.`/`..` parts or names longer than a file
+    system allows; what `resolve_artifact` checks before it looks at the folder, and what
+    any store's key of a request goes through."""
     if not path or "\x00" in path:
         raise ArtifactPathRefused(path, "empty or contains a NUL byte")
     if "\\" in path:
@@ -172,6 +193,19 @@ def resolve_artifact(artifacts_dir: Path, experiment_id: int, path: str) -> tupl
         raise ArtifactPathRefused(
             path[:64] + "…", f"a path component is longer than {MAX_NAME_BYTES} bytes"
         )
+
+
+def resolve_artifact(artifacts_dir: Path, experiment_id: int, path: str) -> tuple[Path, bool]:
+    """(location, is_folder) of a requested artifact, checked to stay inside the folder.
+
+    `path` is relative, POSIX (`model.keras`, `task-1/weights.h5`, `task-1.zip`). A
+    `<folder>.zip` that is not a real file names the folder, to be zipped. Raises
+    `ArtifactPathRefused` (422) for absolute paths, `..`, backslashes, NUL, names longer
+    than a file system allows, and anything that resolves outside the experiment's folder
+    (symlinks included); `ArtifactNotFound` (404) when nothing is there.
+    """
+    check_request_path(path)
+    pure = PurePosixPath(path)
     folder = experiment_dir(artifacts_dir, experiment_id)
     if not folder.is_dir():
         raise ArtifactNotFound(experiment_id, path)

@@ -1,9 +1,10 @@
 """`/v1/experiments/{id}/artifacts`: the final model, per-task checkpoints (as zips) and
 TensorBoard files of an experiment, listed and downloaded.
 
-Every requested path goes through `store.artifacts.resolve_artifact` (in
-`api.services.artifacts`): nothing outside the experiment's artifacts folder can be read
-(`..`, absolute paths, symlinks out → 422).
+They come from the configured artifact store (`api.services.artifacts`): the local folder
+as always, or a bucket (EWC_ARTIFACTS_URL=s3://...) that a worker on any host wrote to.
+Every requested path is checked there: nothing outside the experiment's artifacts can be
+read (`..`, absolute paths, symlinks out → 422); a store that cannot be reached is a 503.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from api.deps import CurrentUser, ExperimentId, SessionDep, SettingsDep
 from api.openapi import binary
 from api.schemas import ArtifactList, ArtifactOut, ErrorMessage, ProblemList
 from api.services import artifacts as artifact_service
-from store import artifacts, experiments
 
 router = APIRouter(
     prefix="/v1/experiments",
@@ -27,15 +27,17 @@ router = APIRouter(
 @router.get(
     "/{experiment_id}/artifacts",
     operation_id="list_artifacts",
-    responses={404: {"model": ErrorMessage, "description": "No experiment with this id"}},
+    responses={
+        404: {"model": ErrorMessage, "description": "No experiment with this id"},
+        503: {"model": ErrorMessage, "description": "The artifact store cannot be reached"},
+    },
 )
 def list_artifacts(
     experiment_id: ExperimentId, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> ArtifactList:
     """The final model (`model.keras`), the checkpoint after each task (`task-<k>.zip`) and
     TensorBoard event files (`tensorboard.zip`), with sizes in bytes."""
-    experiments.get_experiment(session, experiment_id)
-    items = artifacts.list_artifacts(settings.resolved_artifacts_dir(), experiment_id)
+    items = artifact_service.list_artifacts(session, settings, experiment_id)
     return ArtifactList(
         experiment_id=experiment_id,
         items=[
@@ -58,6 +60,7 @@ def list_artifacts(
                     description="A file as is, or a folder as a zip"),
         404: {"model": ErrorMessage, "description": "No such experiment or artifact"},
         422: {"model": ProblemList, "description": "A path that would leave the folder"},
+        503: {"model": ErrorMessage, "description": "The artifact store cannot be reached"},
     },
 )
 def download_artifact(

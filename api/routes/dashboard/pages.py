@@ -21,7 +21,6 @@ from api.services import reports, runs
 from api.services import sweeps as sweep_service
 from api.services.events import sse_response
 from api.vocabulary import PLOT_KINDS
-from store import artifacts as store_artifacts
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import NotFound, StoreError
@@ -130,7 +129,7 @@ def experiment_page(
     return render(
         request, "experiment.html", user, exp=exp, doc=doc,
         num_tasks=max([exp.num_tasks] + [len(r["val_accuracy"]) for r in doc["epochs"]]),
-        artifacts=store_artifacts.list_artifacts(settings.resolved_artifacts_dir(), exp.id),
+        **artifact_service.listing_for_page(session, settings, exp.id),
         spec_rows=sorted(reports.flatten(exp.spec or {}).items()),
     )  # fmt: skip
 
