@@ -49,6 +49,12 @@ CONDITIONS: dict[str, dict] = {
     "si-mean-3": {"si": {"c": 3.0, "normalize": True}},
     "si-mean-10": {"si": {"c": 10.0, "normalize": True}},
     "fim": {"fim": {}},
+    "ewc-sum-1e3": {"ewc": {"lambda": 1e3}},
+    "ewc-sum-1e4": {"ewc": {"lambda": 1e4}},
+    "ewc-sum-1e5": {"ewc": {"lambda": 1e5}},
+    "online-0.9-1e4": {"ewc": {"lambda": 1e4, "gamma": 0.9}},
+    "si-mean-30": {"si": {"c": 30.0}},
+    "si-mean-300": {"si": {"c": 300.0}},
     "fim-1e-3": {"fim": {"threshold": 1e-3}},
     "fim-3e-3": {"fim": {"threshold": 3e-3}},
     "fim-fixed": {"fim": {"growth": 0.0}},
@@ -62,11 +68,13 @@ def forgetting(matrix: np.ndarray) -> float:
     return float(np.mean([matrix[:, j].max() - matrix[t - 1, j] for j in range(t - 1)]))
 
 
-def run(name: str, tasks: int, seed: int, epochs_per_task: int = 5, dataset: str = "mnist-5k") -> dict:
+def run(name: str, tasks: int, seed: int, epochs_per_task: int = 5, dataset: str = "mnist-5k",
+        update: str = "permute", heads: dict | None = None) -> dict:
     from continual_core.trainer import train
 
-    spec = ExperimentSpec(dataset=dataset, dataset_update="permute", splits=tasks,
-                          epochs=epochs_per_task * tasks, seed=seed, **CONDITIONS[name])
+    spec = ExperimentSpec(dataset=dataset, dataset_update=update, splits=tasks,
+                          epochs=epochs_per_task * tasks, seed=seed, **(heads or {}),
+                          **CONDITIONS[name])
     t0 = time.perf_counter()
     result = train(spec, dataset_cache=default_dataset_dir())
     m = np.asarray(result["accuracy_matrix"])
@@ -98,6 +106,8 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs-per-task", type=int, default=5)
     ap.add_argument("--dataset", default="mnist-5k")
+    ap.add_argument("--dataset-update", default="permute", help="permute, or switch (split)")
+    ap.add_argument("--heads", default=None, help="multi: one output head per task (task-IL)")
     ap.add_argument("--jsonl", type=Path, default=None)
     ap.add_argument("--table", type=Path, nargs="*", default=None,
                     help="only print the table of these --jsonl files")
@@ -107,10 +117,12 @@ def main() -> None:
         print(table(rows))
         return
     rows = []
+    heads = {"heads": args.heads} if args.heads else None
     for tasks in args.tasks:
         for name in args.only:
             for seed in args.seeds:
-                rows.append(row := run(name, tasks, seed, args.epochs_per_task, args.dataset))
+                rows.append(row := run(name, tasks, seed, args.epochs_per_task, args.dataset,
+                                         args.dataset_update, heads))
                 print(f"{name} tasks={tasks} seed={seed}: {100 * row['average']:.1f} % "
                       f"({row['s']:.0f} s)", flush=True)
                 if args.jsonl:
