@@ -41,8 +41,8 @@ class AGEMConfig(MemoryConfig):
     def resolve(self, spec: BaseModel) -> None:
         if "replay" in spec.methods:  # type: ignore[attr-defined]
             raise ValueError(
-                "agem: cannot be combined with replay; both keep an episodic memory (replay "
-                "trains on it, A-GEM projects the gradient against it). Choose one"
+                "agem: A-GEM and replay cannot be combined; both keep an episodic memory "
+                "(replay trains on it, A-GEM projects the gradient against it). Choose one"
             )
 
 

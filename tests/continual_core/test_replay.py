@@ -193,7 +193,7 @@ def _problems(data: dict) -> list[tuple[str, str]]:
 
 def test_replay_and_agem_together_are_refused_and_bad_values_named() -> None:
     [(field, message)] = _problems({"replay": {}, "agem": {}})
-    assert field == "agem" and "cannot be combined with replay" in message
+    assert field == "agem" and "A-GEM and replay cannot be combined" in message
     assert _problems({"replay": {"strategy": "fifo"}})[0][0] == "replay.strategy"
     assert _problems({"agem": {"buffer": 0}})[0][0] == "agem.buffer"
     spec = ExperimentSpec(replay={}, ewc={}, fim={})  # replay composes
