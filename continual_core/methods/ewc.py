@@ -39,6 +39,11 @@ DEFAULT_EWC_LAMBDA: dict[str, float] = {"empirical": 100.0, "sampled": 100.0, "s
 #: penalty at λ = 100 scores below fine-tuning (72.6 % against 73.2 %), γ = 0.9 scores 80.1 %
 #: (0.7: 80.5 %, 0.5: 80.9 %), and on 3 tasks it still halves forgetting.
 DEFAULT_EWC_GAMMA = 0.9
+#: The default λ is this many times larger with one output head per task (`heads: multi`,
+#: task-IL): each head separates only its task's classes, the loss ends near zero and the
+#: Fisher is small. Measured (split mnist-5k, 5 tasks, seeds 0-2): λ = 100 gives 94.8 %
+#: (fine-tuning 94.5 %), λ = 1000 95.8 % online (96.1 % summed), 1e4 95.0 %, 1e5 88.7 %.
+MULTI_HEAD_SCALE = 10.0
 
 
 class EWCConfig(MethodConfig):
@@ -53,7 +58,7 @@ class EWCConfig(MethodConfig):
         title="λ",
         ge=0,
         description="EWC strength λ. Default: 100 for the empirical/sampled Fisher, 0.1 (the "
-        "original's) for the seed Fisher.",
+        "original's) for the seed Fisher; 10× that with heads=multi.",
     )
     samples: PositiveInt = Field(
         default=100, description="Examples used to estimate the EWC Fisher."
@@ -83,7 +88,8 @@ class EWCConfig(MethodConfig):
             raise ValueError("normalize: only with gamma = 1 (online EWC's running Fisher is "
                              "already bounded)")
         if self.lambda_ is None:
-            self.lambda_ = DEFAULT_EWC_LAMBDA[spec.fisher]  # type: ignore[attr-defined]
+            scale = MULTI_HEAD_SCALE if getattr(spec, "heads", None) == "multi" else 1.0
+            self.lambda_ = DEFAULT_EWC_LAMBDA[spec.fisher] * scale  # type: ignore[attr-defined]
 
 
 def _zeros_like(v: Any, name: str) -> Any:

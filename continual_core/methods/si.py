@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 
 from continual_core.fields import FiniteFloat
 from continual_core.lazy import tf
@@ -28,6 +28,10 @@ from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 #: with c = 3 does both (78.8 % on 10 tasks against fine-tuning's 73.2 %; forgetting 3.5 pp
 #: against 8.6 pp on 3).
 DEFAULT_SI_C = 3.0
+#: c is this many times larger with one output head per task (`heads: multi`: the loss ends
+#: near zero). Measured (split mnist-5k, 5 tasks, seeds 0-2): c = 3 gives 94.8 %
+#: (fine-tuning 94.5 %), 10 95.6 %, 30 95.8 %, 300 91.6 %.
+MULTI_HEAD_SCALE = 10.0
 #: ξ used when `si.xi` is not given (Zenke et al.'s value).
 DEFAULT_SI_XI = 1e-3
 
@@ -38,7 +42,9 @@ class SIConfig(MethodConfig):
     label: ClassVar[str] = "SI (synaptic intelligence)"
     flag_help: ClassVar[str] = "Enable Synaptic Intelligence."
 
-    c: FiniteFloat = Field(default=DEFAULT_SI_C, ge=0, description="SI strength c.")
+    c: FiniteFloat | None = Field(
+        default=None, ge=0, description="SI strength c. Default: 3; 30 with heads=multi."
+    )
     normalize: bool = Field(
         default=True,
         description="Ω as the mean, not the sum (Zenke et al.'s), of the finished tasks' "
@@ -50,6 +56,11 @@ class SIConfig(MethodConfig):
         title="ξ",
         description="SI damping ξ: Ω += ω / (Δθ_task² + ξ).",
     )
+
+    def resolve(self, spec: BaseModel) -> None:
+        if self.c is None:
+            multi = getattr(spec, "heads", None) == "multi"
+            self.c = DEFAULT_SI_C * (MULTI_HEAD_SCALE if multi else 1.0)
 
 
 def _copy(v: Any, name: str) -> Any:
@@ -112,7 +123,7 @@ class SI(Method):
     def __init__(self, config: SIConfig, learner: Any):
         super().__init__(config, learner)
         self.weights = learner.weights
-        self.path = PathIntegral(self.weights, config.c, config.xi)
+        self.path = PathIntegral(self.weights, float(config.c or 0.0), config.xi)
 
     def penalty(self, step: Step) -> Any:
         return self.path.penalty(self.weights)

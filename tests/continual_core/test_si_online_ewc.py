@@ -204,3 +204,14 @@ def test_a_sweep_over_si_c_and_ewc_gamma_gives_valid_specs() -> None:
     points = expand_grid({"dataset": "digits", "si": {}, "ewc": {}}, {"si.c": [0.1, 1], "ewc.gamma": [0.5, 1]})
     specs = [ExperimentSpec(**spec) for _, spec in points]
     assert [(s.si.c, s.ewc.gamma) for s in specs] == [(0.1, 0.5), (0.1, 1), (1, 0.5), (1, 1)]  # type: ignore[attr-defined]
+
+
+def test_multi_head_defaults_are_ten_times_larger_and_explicit_values_stay() -> None:
+    split = {"dataset": "mnist-5k", "dataset_update": "switch", "splits": 5, "epochs": 25}
+    multi = ExperimentSpec(**split, heads="multi", ewc={}, si={})
+    assert multi.ewc.lambda_ == 1000.0 and multi.ewc.gamma == 0.9  # type: ignore[attr-defined]
+    assert multi.si.c == 30.0  # type: ignore[attr-defined]
+    shared = ExperimentSpec(**split, ewc={}, si={})
+    assert shared.ewc.lambda_ == 100.0 and shared.si.c == 3.0  # type: ignore[attr-defined]
+    given = ExperimentSpec(**split, heads="multi", ewc={"lambda": 5}, si={"c": 0.5})
+    assert given.ewc.lambda_ == 5.0 and given.ewc.gamma == 1.0 and given.si.c == 0.5  # type: ignore[attr-defined]
