@@ -17,6 +17,7 @@ from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 from continual_core.methods.ewc import EWC
 from continual_core.methods.fim import FIM
 from continual_core.methods.incdet import IncDet
+from continual_core.methods.lwf import LwF
 from continual_core.methods.mas import MAS
 from continual_core.methods.si import SI
 from continual_core.methods.replay import Replay
@@ -75,6 +76,7 @@ register(EWC)
 register(FIM)
 register(IncDet)
 register(MAS)
+register(LwF)
 register(Replay)
 register(AGEM)
 register(SI)

@@ -109,12 +109,12 @@ def test_mas_penalty_accumulates_importance_and_moves_the_anchor() -> None:
 
 
 def test_mas_default_lambda_scales_with_the_number_of_tasks() -> None:
-    # documented: 3 / T² for T tasks (the best λ falls with T); a λ given is kept
-    for tasks, lam in ((3, 3 / 9), (10, 0.03)):
+    # documented: 2 / T² for T tasks (the best λ falls with T); a λ given is kept
+    for tasks, lam in ((3, 2 / 9), (10, 0.02)):
         stream = {"dataset_update": "permute", "splits": tasks, "epochs": tasks}
         assert np.isclose(ExperimentSpec(**stream, mas={}).mas.lambda_, lam)
         assert ExperimentSpec(**stream, mas={"lambda": 0.5}).mas.lambda_ == 0.5
-    assert ExperimentSpec(mas={}).to_json_dict()["mas"] == {"lambda": 3.0, "samples": 200}
+    assert ExperimentSpec(mas={}).to_json_dict()["mas"] == {"lambda": 2.0, "samples": 200}
     for bad in ({"lambda": -1}, {"samples": 0}, {"lamda": 1}):
         with pytest.raises(ValidationError):
             ExperimentSpec(mas=bad)
