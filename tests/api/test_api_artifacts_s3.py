@@ -177,3 +177,20 @@ def test_a_store_that_went_away_is_a_503_with_retry_after_and_no_secret(s3_app, 
     no_secret(*bodies, page.text, r.text, caplog.text)
     proxy.start()  # back: served again
     assert api.get(f"/ui/experiments/{exp}/artifacts/model.keras").content == MODEL
+
+
+def test_a_local_folder_as_the_store_url_is_where_the_api_reads(make_client, make_user,
+                                                                make_experiment, tmp_path):
+    """EWC_ARTIFACTS_URL naming a folder: the worker writes there (worker.artifacts.
+    working_dir), so the API lists and serves from there, not from <data_dir>/artifacts."""
+    shared = tmp_path / "shared-disk"
+    exp = make_experiment(make_user("bob"))
+    (shared / "experiments" / str(exp) / "task-1").mkdir(parents=True)
+    (shared / "experiments" / str(exp) / "model.keras").write_bytes(b"M" * 10)
+    (shared / "experiments" / str(exp) / "task-1" / "state.npz").write_bytes(b"S" * 3)
+    api = make_client(artifacts_url=str(shared), data_dir=tmp_path / "data")
+    api.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+    r = api.get(f"/v1/experiments/{exp}/artifacts")
+    assert [(i["path"], i["size"]) for i in r.json()["items"]] == [("model.keras", 10),
+                                                                   ("task-1.zip", 3)]
+    assert api.get(f"/v1/experiments/{exp}/artifacts/model.keras").content == b"M" * 10
