@@ -187,3 +187,13 @@ def test_lwf_multi_head_distils_each_earlier_head_only() -> None:
         method.finished.assign(finished)
         assert np.isclose(float(method.penalty(step)), sum(per_head[:finished]), rtol=1e-4)
     assert not np.isclose(sum(per_head[:3]), _np_distillation(old_logits, new_logits, 2.0))
+
+
+def test_a_sweep_grid_over_mas_and_lwf_fields_gives_valid_specs() -> None:
+    from store.sweeps import expand_grid
+
+    points = expand_grid({"dataset": "digits", "dataset_update": "permute", "splits": 3, "epochs": 3},
+                         {"mas.lambda": [0.1, 1.0], "lwf.temperature": [1, 4]})  # fmt: skip
+    specs = [ExperimentSpec.model_validate(s) for _, s in points]
+    assert [(s.mas.lambda_, s.lwf.temperature, s.lwf.alpha) for s in specs] == [
+        (0.1, 1, 1.0), (0.1, 4, 1.0), (1.0, 1, 1.0), (1.0, 4, 1.0)]  # fmt: skip
