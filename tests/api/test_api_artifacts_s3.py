@@ -13,6 +13,7 @@ import logging
 import os
 import zipfile
 from collections.abc import Iterator
+from hashlib import sha256
 from pathlib import Path
 
 import httpx
@@ -194,3 +195,43 @@ def test_a_local_folder_as_the_store_url_is_where_the_api_reads(make_client, mak
     assert [(i["path"], i["size"]) for i in r.json()["items"]] == [("model.keras", 10),
                                                                    ("task-1.zip", 3)]
     assert api.get(f"/v1/experiments/{exp}/artifacts/model.keras").content == b"M" * 10
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # a real training run: once
+def test_a_model_trained_by_run_job_on_host_b_is_served_by_the_api_on_host_a(
+    bucket, make_client, make_user, make_experiment, session_factory, database_url, tmp_path
+):
+    from common.settings import Settings
+    from store import claims
+    from store.db import unit_of_work
+    from store.models import JobStatus
+    from worker.runner import run_job
+
+    url = f"s3://{bucket}/team"
+    spec = {"dataset": "digits", "model": "mlp", "dataset_update": "permute", "splits": 2,
+            "epochs": 2, "seed": 0}
+    exp = make_experiment(make_user("bob"), status=JobStatus.queued, spec=spec)
+    host_b = Settings(_env_file=None, data_dir=tmp_path / "b", database_url=database_url,
+                      dataset_cache=tmp_path / "datasets", artifacts_url=url, heartbeat_s=0.05)
+    with unit_of_work(session_factory) as s:
+        job = claims.claim_next_job(s, ["cpu"], "w-b", 30, 3)
+    assert job is not None and job.id == exp
+    outcome = run_job(job, worker="w-b", settings=host_b, sessions=session_factory, device="CPU",
+                      artifacts=WorkerArtifacts.from_settings(host_b))
+    assert outcome.status is JobStatus.succeeded, outcome
+
+    api = make_client(artifacts_url=url, data_dir=tmp_path / "a")
+    api.headers["Authorization"] = f"Bearer {ADMIN_TOKEN}"
+    items = {i["path"]: i for i in api.get(f"/v1/experiments/{exp}/artifacts").json()["items"]}
+    assert {"model.keras", "task-1.zip", "task-2.zip", "tensorboard.zip"} <= set(items)
+    store = open_store(url)
+    r = api.get(f"/v1/experiments/{exp}/artifacts/model.keras")
+    assert r.status_code == 200 and r.content == store.get_bytes(f"experiments/{exp}/model.keras")
+    assert zipfile.is_zipfile(io.BytesIO(r.content)) and items["model.keras"]["size"] == len(r.content)
+    r = api.get(f"/v1/experiments/{exp}/artifacts/task-2.zip")
+    published = store.published(f"experiments/{exp}/task-2")
+    with zipfile.ZipFile(io.BytesIO(r.content)) as zf:
+        assert sorted(zf.namelist()) == sorted(published) == ["history.json", "state.npz"]
+        for rel, info in published.items():
+            assert sha256(zf.read(rel)).hexdigest() == info.sha256
+    assert items["task-2.zip"]["size"] == sum(f.size for f in published.values())
