@@ -124,8 +124,8 @@ def download(
 
 
 def _remote(store: ArtifactStore, experiment_id: int, path: str, headers: dict) -> StreamingResponse:
-    if any(part.startswith(".") for part in path.split("/")):
-        raise NotInStore("get", path, "not an artifact")  # manifests, versions, staging
+    if any(part.startswith(".") or not part for part in path.split("/")):
+        raise NotInStore("get", path, "not an artifact")  # manifests, versions; `a//b`
     key = _key(experiment_id, path)
     try:
         info = store.info(key)

@@ -137,7 +137,7 @@ def test_the_api_lists_and_serves_what_a_worker_on_another_host_stored(s3_app, b
     assert r.status_code == 200 and r.content == STATE[:1000] + b"\x01"
 
     for missing in ("nothing.bin", "task-9.zip", "task-1/nothing", "task-1/.manifest.json",
-                    ".manifest.json"):
+                    ".manifest.json", "task-1//state.npz", "model.keras/"):
         r = api.get(f"/v1/experiments/{exp}/artifacts/{missing}")
         assert r.status_code == 404, (missing, r.text)
     r = api.get(f"/v1/experiments/{exp}/artifacts/task-1")
