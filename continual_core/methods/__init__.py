@@ -19,8 +19,8 @@ from continual_core.methods.fim import FIM
 from continual_core.methods.incdet import IncDet
 from continual_core.methods.lwf import LwF
 from continual_core.methods.mas import MAS
-from continual_core.methods.si import SI
 from continual_core.methods.replay import Replay
+from continual_core.methods.si import SI
 
 __all__ = [
     "METHODS",
