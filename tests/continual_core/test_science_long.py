@@ -1,5 +1,5 @@
 """The defaults hold beyond 3 tasks (mnist-5k, permute, mlp, 5 epochs per task, Adam 1e-3),
-in a reduced form of `bench/science_reg.py`'s measurements (seeds 0-2 there).
+in a reduced form of `bench/science.py --only sweeps`'s measurements (seeds 0-2 there).
 
 - 10 tasks, seed 0 (the README's figures are the mean of seeds 0-2): EWC at its default
   (online EWC, γ = 0.9, λ = 100) and SI at its default (c = 3, mean Ω) reach fine-tuning

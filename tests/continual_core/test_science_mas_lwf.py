@@ -1,6 +1,6 @@
 """The science the README claims for MAS and LwF, on real digits (`mnist-5k`, mlp, 5 epochs
 per task, batch 256, Adam 1e-3), at their DEFAULTS, on the mean over seeds 0, 1 and 2
-(`bench/science_mas_lwf.py` measures the same runs and prints the tables):
+(`bench/science.py --only table` / `--only sweeps` measure the same runs and print the tables):
 
 - MAS (λ = 2/T², written out below) halves fine-tuning's forgetting on 3-task permute
   (measured 8.6 → 0.8 pp) and still learns every task (≥ 85 % right after training it);

@@ -2,13 +2,13 @@
 2 digits, 5 epochs per task, mlp 100-100), fast enough for every run of the suite (~30 s):
 
 - with one shared head (class-IL) fine-tuning forgets every earlier task: it ends near
-  1/5 of the digits right (measured 17-20 % on seeds 0-2; `bench/science_scenarios.py`);
+  1/5 of the digits right (measured 17-20 % on seeds 0-2; `bench/science.py --only table`);
 - joint training (the upper bound) keeps them: far above fine-tuning (measured ~90 %);
 - with a head per task (task-IL) the same fine-tuning stays far above class-IL (~96 %),
   because each head only has to tell its own two digits apart.
 
 Fixed runs (the core is deterministic on CPU); the margins are tens of points, so one
-seed is enough here, and `bench/science_scenarios.py` gives the means over seeds 0-2.
+seed is enough here, and `bench/science.py --only table` gives the means over seeds 0-2.
 """
 
 from __future__ import annotations
