@@ -108,6 +108,9 @@ def _log_in(request: Request, session, settings, form: dict[str, str]):
     _row, session_id = opened
     # A new session id at every login; the browser's previous session (if any) ends.
     browser_sessions.end_session(session, request.cookies.get(SESSION_COOKIE, ""))
+    # Committed before the redirect is sent (the request's session commits only after the
+    # response is out): the browser's next request must find the new session.
+    session.commit()
     response = RedirectResponse(safe_next(form["next"]), status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE, session_id, max_age=settings.session_ttl_s, path="/ui", httponly=True,
