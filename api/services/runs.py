@@ -47,6 +47,8 @@ FilterQuery = Annotated[
         "params.<dotted spec field>, metrics.<summary key>, status, tag, owner, name, sweep; "
         "operators = != < <= > >= in like. A bad one is a 422 naming the token and where.",
         max_length=MAX_LENGTH,
+        examples=["params.ewc.lambda >= 10 and status = 'succeeded'",
+                  "tag in ('baseline', 'ewc') and metrics.bwt >= -0.05"],
     ),
 ]
 OrderQuery = Annotated[
@@ -55,6 +57,7 @@ OrderQuery = Annotated[
         description="`<key> [asc|desc]` (any filter key but tag), e.g. "
         "`metrics.average_accuracy desc`; default newest first. Missing values sort last.",
         max_length=MAX_LENGTH,
+        examples=["metrics.average_accuracy desc", "params.ewc.lambda"],
     ),
 ]
 

@@ -52,6 +52,8 @@ KNOWN_BAD = {
     "ids": {"unicode digit": {"value": "1,²"}, "beyond any row": {"value": "9" * 20}},
     "cursor": {"beyond any row": {"value": "ZTo5MjIzMzcyMDM2ODU0Nzc1ODA4"}},
     "path": {"name too long": {"value": "a" * 300}},
+    "filter": {"id beyond any row": {"value": "sweep = 1e20"},
+               "nul byte": {"value": "name = 'a\x00'"}},
 }
 
 
@@ -90,7 +92,7 @@ def _dashboard_schema(csrf_token: str) -> dict:
         "openapi": "3.0.3",
         "info": {"title": "EWC Server dashboard", "version": "1"},
         "paths": {
-            "/ui/": get("status", "tag", "owner", "cursor", "submitted"),
+            "/ui/": get("filter", "order_by", "status", "tag", "owner", "cursor", "submitted"),
             "/ui/progress": get("ids"),
             "/ui/compare": get("ids"),
             "/ui/login": get("next"),
