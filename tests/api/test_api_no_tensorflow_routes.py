@@ -145,6 +145,10 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         assert call(api, "GET", f"{e}/metrics", f"/v1/experiments/{done}/metrics").json()["accuracy_matrix"]
         call(api, "POST", f"{e}/cancel", f"/v1/experiments/{new}/cancel")
         call(api, "GET", "/v1/experiments/compare", params={"ids": f"{done},{other}"})
+        found = call(api, "GET", "/v1/experiments", params={"filter": "params.ewc.lambda >= 0",
+                                                             "order_by": "metrics.bwt desc"})
+        assert call(api, "GET", "/v1/experiments/table", params={"format": "csv"}).text
+        assert call(api, "GET", "/v1/experiments/table").json() and found.status_code == 200
         for kind in ("accuracy-matrix", "curves"):
             r = call(api, "GET", f"{e}/plots/{kind}.png", f"/v1/experiments/{done}/plots/{kind}.png")
             assert r.content.startswith(png)
