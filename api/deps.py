@@ -67,7 +67,8 @@ async def _finish(session: Session, commit: bool) -> None:
 
 
 async def get_session(request: Request) -> AsyncIterator[Session]:
-    """One session per request: committed when the handler returns, rolled back on error.
+    """One session per request: committed when the handler returns (before the response is
+    sent: see `SessionDep`), rolled back on error.
 
     Handlers that must make a write visible before a side effect (a wake-up) commit
     themselves first.
@@ -93,7 +94,10 @@ ExperimentId = Annotated[int, Path(ge=1, le=MAX_ID, description="Experiment id")
 SweepId = Annotated[int, Path(ge=1, le=MAX_ID, description="Sweep id")]
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+#: `scope="function"`: the session is committed when the handler returns, BEFORE the
+#: response is sent, so a client that acts on a 2xx (a GET right after a cancel, the page a
+#: login redirects to) always finds the write. Streams open sessions of their own.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 CeleryDep = Annotated[Celery, Depends(get_celery)]
 
 
