@@ -35,7 +35,7 @@ from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 #: for `seed`.
 DEFAULT_EWC_LAMBDA: dict[str, float] = {"empirical": 100.0, "sampled": 100.0, "seed": 0.1}
 #: γ used when neither `ewc.lambda` nor `ewc.gamma` is given: online EWC. Measured with
-#: `bench/science_reg.py` (mlp, mnist-5k, permute, seeds 0-2): on 10 tasks the summed
+#: `bench/science.py --only sweeps` (mlp, mnist-5k, permute, seeds 0-2): on 10 tasks the summed
 #: penalty at λ = 100 scores below fine-tuning (72.6 % against 73.2 %), γ = 0.9 scores 80.1 %
 #: (0.7: 80.5 %, 0.5: 80.9 %), and on 3 tasks it still halves forgetting.
 DEFAULT_EWC_GAMMA = 0.9

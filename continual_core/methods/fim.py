@@ -25,7 +25,7 @@ from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 #: for sampled; for `seed` the original's 1e-6 freezes 64 % of the weights after task 1 and
 #: scores below plain fine-tuning, while 0.3 is best (+1.0 pp over 0.1).
 DEFAULT_FIM_THRESHOLD: dict[str, float] = {"empirical": 3e-4, "sampled": 1e-3, "seed": 0.3}
-#: The threshold's growth exponent when `fim.threshold` is not given (bench/science_reg.py:
+#: The threshold's growth exponent when `fim.threshold` is not given (bench/science.py --only sweeps:
 #: 10-task permute).
 DEFAULT_FIM_GROWTH = 1.0
 

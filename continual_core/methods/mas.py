@@ -27,7 +27,7 @@ from continual_core.seeds import seed_for
 #: λ when `mas.lambda` is not given: MAS_LAMBDA_SCALE / T², T = the number of tasks of the
 #: stream. Ω accumulates over tasks (the penalty stiffens with every task) and the network
 #: must leave room for more tasks, so the best λ falls with T; measured with
-#: `bench/science_mas_lwf.py` (mlp, mnist-5k permute, 5 epochs per task, seed 0) the best
+#: `bench/science.py --only sweeps` (mlp, mnist-5k permute, 5 epochs per task, seed 0) the best
 #: λ was 0.1-0.3 at 3 tasks, 0.12 at 5 and 0.02 at 10 (λ = 0.3 at 10 tasks scores BELOW
 #: fine-tuning), i.e. ≈ 2 / T². Seeds 0-2 at 2/T²: 81.0 % on 10 tasks (fine-tuning 73.2),
 #: forgetting 0.8 pp on 3 (fine-tuning 8.6); 3/T² learns the 3rd task less well (84.4 %).

@@ -22,7 +22,7 @@ from continual_core.lazy import tf
 from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 
 #: c used when `si.c` is not given, with Ω the mean over the finished tasks (`normalize`).
-#: Measured with `bench/science_reg.py` (mlp, mnist-5k, permute, seeds 0-2): the summed Ω
+#: Measured with `bench/science.py --only sweeps` (mlp, mnist-5k, permute, seeds 0-2): the summed Ω
 #: grows with every task, so no c serves both stream lengths (c = 0.3 wins on 10 tasks but
 #: does not halve forgetting on 3; c = 1 and 3 do on 3 but lose 3.5-10 pp on 10); the mean
 #: with c = 3 does both (78.8 % on 10 tasks against fine-tuning's 73.2 %; forgetting 3.5 pp
