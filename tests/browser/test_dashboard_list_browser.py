@@ -14,14 +14,12 @@ from common.settings import Settings
 from store import sweeps, users
 from store.db import make_engine, make_session_factory, unit_of_work
 from store.models import Experiment, JobStatus
+from tests.browser.chromium import CHROMIUM_ARGS, ensure_chromium
 from tests.e2e.conftest import data_path, free_port, token_for, wait_healthy
-from tests.requirements import ensure_apt, require_module
+from tests.requirements import require_module
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]  # fmt: skip
 #: (name, ewc λ or None, average accuracy, in the sweep): stored in this order.
 RUNS = [("plain", None, 0.70, False), ("lam-1", 1.0, 0.80, True),
         ("lam-100", 100.0, 0.90, True), ("lam-10", 10.0, 0.85, False)]  # fmt: skip
@@ -64,7 +62,7 @@ def lab(tmp_path, processes, redis_url):
 
 @pytest.mark.timeout(900)  # a new machine first apt-installs chromium
 def test_filter_and_sort_the_list_in_chromium(lab):
-    executable = ensure_apt("chromium", "chromium", find=lambda: CHROMIUM)
+    executable = ensure_chromium()
     sync_api = require_module("playwright.sync_api", "Playwright", "pip install -e '.[dev]'")
     url, token, ids, sweep_id = lab
     with sync_api.sync_playwright() as pw:
