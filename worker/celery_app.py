@@ -27,13 +27,13 @@ from common.broker import RUN_NEXT_TASK, make_celery
 from common.settings import Settings
 from store import claims
 from store.db import make_engine, make_session_factory, unit_of_work
+from store.vocabulary import QUEUES
 from worker.artifacts import WorkerArtifacts
 from worker.outcome import Outcome
 from worker.runner import run_job
 
 log = logging.getLogger("ewc.worker")
 
-QUEUES: tuple[str, ...] = ("cpu", "gpu")
 #: Seconds a wake-up keeps trying to claim its own job while that job's row is locked.
 HINT_WAIT_S = 2.0
 #: Seconds between those tries.

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store import workers
 from store.db import unit_of_work
+from store.errors import error_reason
 
 log = logging.getLogger("ewc.worker")
 
@@ -68,7 +69,7 @@ class PresenceHeartbeat(threading.Thread):
             with unit_of_work(self.sessions) as session:
                 workers.forget_dead_workers(session)
         except Exception as exc:  # noqa: BLE001 - housekeeping only
-            log.warning("event=forget_dead_workers_failed error=%r", str(exc).splitlines()[0])
+            log.warning("event=forget_dead_workers_failed error=%r", error_reason(exc))
         while True:
             try:
                 self.beat()
@@ -84,7 +85,7 @@ class PresenceHeartbeat(threading.Thread):
                     log.warning(
                         "event=presence_failed worker=%s error=%r",
                         self.worker_name,
-                        (str(exc).splitlines() or [type(exc).__name__])[0],
+                        error_reason(exc),
                     )
                 self._failing = True
             if self.done.wait(self.interval_s):
@@ -98,4 +99,4 @@ class PresenceHeartbeat(threading.Thread):
             with unit_of_work(self.sessions) as session:
                 workers.remove_worker(session, self.worker_name)
         except Exception as exc:  # noqa: BLE001 - the row then ages out
-            log.warning("event=presence_remove_failed error=%r", str(exc).splitlines()[0])
+            log.warning("event=presence_remove_failed error=%r", error_reason(exc))
