@@ -44,7 +44,18 @@ def _schemathesis() -> list[str]:
     )
     if found is None:
         missing("schemathesis", "not installed (pip install -e '.[dev]')")
-    return [found]
+    # Its own entry point, with a higher recursion limit: hypothesis describes the
+    # strategies of a deeply nested schema (the spec with every method) recursively, and at
+    # Python's default limit of 1000 CPython 3.11's parser can fail inside that with
+    # "SystemError: AST constructor recursion depth mismatch" (a crash of the fuzzer, not a
+    # finding about the API).
+    return [sys.executable, "-c", _ENTRY]
+
+
+_ENTRY = (
+    "import sys; sys.setrecursionlimit(20_000); sys.argv[0] = 'schemathesis'; "
+    "from schemathesis.cli import schemathesis; sys.exit(schemathesis())"
+)
 
 
 #: Inputs that once made a 500 (issue 8), run first by the examples phase of every run.
