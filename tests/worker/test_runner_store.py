@@ -132,7 +132,7 @@ def test_a_store_that_stays_away_fails_the_job_without_a_secret(
 ):
     caplog.set_level(logging.INFO)
     monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")  # nothing there
-    settings = host(tmp_path, "a", database_url, f"s3://{bucket}/team", db_retry_s=2)
+    settings = host(tmp_path, "a", database_url, f"s3://{bucket}/team", db_retry_s=6)  # room for a cold boto3 import
     job_id = make_job(make_user("alice"), spec=TINY)
     _, outcome = claim_and_run(session_factory, settings, "w1")
     assert outcome.status is JobStatus.failed
