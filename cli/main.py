@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import admin, artifacts, jobs, service, sweep
+from cli import admin, artifacts, datasets, jobs, logs, manage, service, sweep, webhooks
 from cli.run import run as run_command
 
 app = typer.Typer(
@@ -21,6 +21,10 @@ service.register(app)
 admin.register(app)
 sweep.register(app)
 artifacts.register(app)
+datasets.register(app)
+logs.register(app)
+manage.register(app)
+webhooks.register(app)
 
 
 def main() -> None:

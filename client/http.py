@@ -17,8 +17,12 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import httpx
 from pydantic import BaseModel
 
+from client.datasets import DatasetsMixin
 from client.errors import ApiError, ClientError, Unreachable
 from client.events import Event, StreamUnavailable, stream_events
+from client.logs import LogsMixin
+from client.manage import ManageMixin
+from client.webhooks import WebhooksMixin
 from common.schemas import (
     ArtifactList,
     Comparison,
@@ -47,7 +51,7 @@ MAX_PAGE = 200
 MAX_TABLE_ROWS = 1000
 
 
-class Client:
+class Client(DatasetsMixin, LogsMixin, ManageMixin, WebhooksMixin):
     """A client of one EWC Server for one token; use it as a context manager (or `close`)."""
 
     def __init__(self, url: str, token: str, timeout: float = 30.0):

@@ -173,6 +173,30 @@ class Settings(BaseSettings):
         description="Write TensorBoard event files next to each job's artifacts.",
     )
     log_level: str = Field(default="INFO")
+    job_log_max_lines: int = Field(
+        default=5000, ge=10, description="Most log lines kept per job (the rest are counted)."
+    )
+    job_log_max_bytes: int = Field(
+        default=1024 * 1024, ge=1024, description="Most bytes of log text kept per job."
+    )
+
+    # Uploaded datasets -----------------------------------------------------------------
+    max_dataset_mb: float = Field(
+        default=200.0, gt=0, description="Largest uploaded dataset file, in MiB (413 beyond)."
+    )
+
+    # Webhooks --------------------------------------------------------------------------
+    webhook_timeout_s: float = Field(
+        default=10.0, gt=0, description="How long one webhook call may take."
+    )
+    webhook_max_attempts: int = Field(
+        default=6, ge=1, description="Tries of one delivery before it is marked failed."
+    )
+    webhook_backoff_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="First retry delay of a failed delivery; doubled on each further try.",
+    )
 
     @field_validator("admin_token")
     @classmethod

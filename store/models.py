@@ -8,42 +8,25 @@ Lists of accuracies (one per task) are JSON columns, portable between SQLite and
 from __future__ import annotations
 
 import math
-from datetime import UTC, datetime
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
-    DateTime,
     Enum,
     Float,
     ForeignKey,
     Index,
     Integer,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from store.base import NAMING_CONVENTION, Base, TZDateTime, UTCDateTime, utcnow
 from store.vocabulary import JobStatus
-
-#: Stable constraint names, so Alembic autogenerate and downgrades stay predictable.
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
 
 #: The summary metrics an experiment row also holds as float columns of the same names.
 SUMMARY_METRICS: tuple[str, ...] = ("average_accuracy", "bwt", "fwt", "forgetting")
@@ -58,35 +41,6 @@ def summary_metric_values(summary: dict[str, Any] | None) -> dict[str, float | N
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         values[name] = float(value) if ok and math.isfinite(value) else None
     return values
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime on every backend.
-
-    PostgreSQL stores `timestamptz`; SQLite has no time zones and hands back naive values,
-    which this type reads as UTC, so comparisons with `utcnow()` work on both.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is not None and value.tzinfo is not None:
-            value = value.astimezone(UTC)
-        return value
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value
-
-
-TZDateTime = UTCDateTime()
 
 
 class User(Base):
@@ -165,6 +119,16 @@ class Experiment(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     versions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[str | None] = mapped_column(Text)
+
+    # Managing runs after the fact: the run this one re-ran, free-text notes, archiving
+    # (hidden from listings, not deleted) and the project it belongs to (default: the
+    # owner's name, set on submission).
+    # A plain id, not a foreign key: the original may be purged later (and SQLite cannot
+    # drop a column that holds a foreign key, which would break the downgrade).
+    rerun_of: Mapped[int | None] = mapped_column(Integer, index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    archived_at: Mapped[datetime | None] = mapped_column(TZDateTime, index=True)
+    project: Mapped[str | None] = mapped_column(String(100), index=True)
 
     owner: Mapped[User] = relationship()
     tags: Mapped[list[ExperimentTag]] = relationship(
@@ -295,3 +259,37 @@ class BrowserSession(Base):
     expires_at: Mapped[datetime] = mapped_column(TZDateTime, index=True)
 
     user: Mapped[User] = relationship()
+
+
+# The newer tables (datasets, job logs, webhooks) live in `store.records`; importing it here
+# puts them on the one metadata wherever the models are loaded (migrations, the tests).
+from store.records import (
+    Dataset,
+    ExperimentLog,
+    Webhook,
+    WebhookDelivery,
+)
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "SUMMARY_METRICS",
+    "ApiToken",
+    "Base",
+    "BrowserSession",
+    "Dataset",
+    "EpochMetric",
+    "Experiment",
+    "ExperimentLog",
+    "ExperimentTag",
+    "JobStatus",
+    "Sweep",
+    "TZDateTime",
+    "TaskResult",
+    "UTCDateTime",
+    "User",
+    "Webhook",
+    "WebhookDelivery",
+    "Worker",
+    "summary_metric_values",
+    "utcnow",
+]

@@ -1,9 +1,10 @@
 """Every router of the app, registered in one place (`ROUTERS`, included by
 `api.app.create_app` in this order).
 
-One router per resource: experiments, reports (plots, comparison, exports), events,
-artifacts, sweeps, queues, health (healthz/readyz/metrics), and the dashboard
-(`api.routes.dashboard`, one router per page group). A route module parses, calls a
+One router per resource: experiments, manage (re-run, edit, archive), logs, reports
+(plots, comparison, exports), events, artifacts, sweeps, datasets, webhooks, queues,
+health (healthz/readyz/metrics), and the dashboard (`api.routes.dashboard`, one router
+per page group). A route module parses, calls a
 service (`api.services`) or a `store` function, and shapes the answer; it never imports
 another route module.
 
@@ -20,20 +21,28 @@ from fastapi import APIRouter
 from api.routes import (
     artifacts,
     dashboard,
+    datasets,
     events,
     experiments,
     health,
+    logs,
+    manage,
     queues,
     reports,
     sweeps,
+    webhooks,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
     reports.router,  # before experiments: /v1/experiments/compare and /table are not ids
     experiments.router,
+    manage.router,
+    logs.router,
     events.router,
     artifacts.router,
     sweeps.router,
+    datasets.router,
+    webhooks.router,
     queues.router,
     health.router,
     *dashboard.ROUTERS,

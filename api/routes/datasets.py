@@ -1,0 +1,7 @@
+"""Uploaded datasets (`/v1/datasets`): upload, list, get, delete."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
