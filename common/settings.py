@@ -186,6 +186,11 @@ class Settings(BaseSettings):
     )
 
     # Webhooks --------------------------------------------------------------------------
+    public_url: str | None = Field(
+        default=None,
+        description="The address users reach this server at (e.g. https://ewc.example.org), "
+        "for the links in webhook payloads; default http://<host>:<port>.",
+    )
     webhook_timeout_s: float = Field(
         default=10.0, gt=0, description="How long one webhook call may take."
     )
