@@ -61,4 +61,8 @@ def experiment_out(e: Experiment) -> ExperimentOut:
         created_at=e.created_at,
         started_at=e.started_at,
         finished_at=e.finished_at,
+        project=e.project,
+        rerun_of=e.rerun_of,
+        notes=e.notes,
+        archived_at=e.archived_at,
     )

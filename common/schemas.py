@@ -133,6 +133,10 @@ class ExperimentOut(BaseModel):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    project: str | None = Field(default=None, description="Its project (default: owner's name).")
+    rerun_of: int | None = Field(default=None, description="The experiment this one re-ran.")
+    notes: str | None = None
+    archived_at: datetime | None = Field(default=None, description="Archived (hidden) since.")
 
 
 class ExperimentPage(BaseModel):
