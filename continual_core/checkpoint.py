@@ -32,6 +32,21 @@ def training_fields(spec_json: dict) -> dict:
     return {k: v for k, v in spec_json.items() if k not in _BOOKKEEPING}
 
 
+def comparable_spec(spec_json: dict) -> dict:
+    """`training_fields` of the spec as this version reads it: a checkpoint written before
+    an upgrade added spec fields (their defaults) or changed how one is spelled still fits
+    the same job. A spec this version cannot read is compared as it was written."""
+    from pydantic import ValidationError
+
+    from continual_core.spec import ExperimentSpec
+
+    try:
+        spec_json = ExperimentSpec.model_validate(spec_json).to_json_dict()
+    except ValidationError:
+        pass
+    return training_fields(spec_json)
+
+
 def save_checkpoint(checkpoint_dir: Path, task: int, state: dict[str, list], history: dict) -> Path:
     """Write `state` (group → variables) and `history` (JSON) to checkpoint_dir/task-{task}/
     atomically; returns the folder."""
@@ -74,7 +89,7 @@ def load_checkpoint(path: Path, state: dict[str, list], spec_json: dict) -> dict
     variables do not match in number or shape.
     """
     history = json.loads((path / "history.json").read_text())
-    if training_fields(history.get("spec", {})) != training_fields(spec_json):
+    if comparable_spec(history.get("spec", {})) != comparable_spec(spec_json):
         raise CheckpointMismatch(
             f"{path} was written for a different experiment spec; use another checkpoint "
             "folder or resume=False"
