@@ -37,9 +37,16 @@ class SweepTooLarge(LimitReached):
 
 
 def create_experiment(
-    session: Session, settings: Settings, user: User, spec: ExperimentSpec
+    session: Session,
+    settings: Settings,
+    user: User,
+    spec: ExperimentSpec,
+    *,
+    project: str | None = None,
+    rerun_of: int | None = None,
 ) -> Experiment:
-    """A queued experiment for a valid spec (not committed, no wake-up yet).
+    """A queued experiment for a valid spec (not committed, no wake-up yet), in `project`
+    (default: the user's name); `rerun_of`: the run it repeats (`ewc rerun`).
 
     Raises `SpecProblems` (422) above the server's limits, `ActiveJobCapReached` (429).
     """
@@ -53,6 +60,8 @@ def create_experiment(
         num_tasks=spec.num_tasks,
         total_epochs=spec.epochs,
         max_active=settings.max_active_jobs_per_user,
+        project=project,
+        rerun_of=rerun_of,
     )
     log.info(
         "event=experiment_submitted experiment_id=%s owner=%s queue=%s",

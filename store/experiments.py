@@ -64,10 +64,13 @@ def create_experiment(
     tags: Iterable[str] | None = None,
     priority: int | None = None,
     max_active: int | None = None,
+    project: str | None = None,
+    rerun_of: int | None = None,
 ) -> Experiment:
     """A new queued experiment for a validated spec (plain JSON dict).
 
-    `name`, `tags` and `priority` default to the spec's own fields. With `max_active`,
+    `name`, `tags` and `priority` default to the spec's own fields, `project` to the
+    owner's name; `rerun_of` is the id of the run this one repeats. With `max_active`,
     raises ActiveJobCapReached when `owner` already has that many queued or running jobs;
     on PostgreSQL the owner's row is locked first, so concurrent submissions cannot
     overshoot the cap.
@@ -89,6 +92,8 @@ def create_experiment(
         num_tasks=num_tasks,
         total_epochs=total_epochs,
         tags=[ExperimentTag(tag=t) for t in tag_list],
+        project=project or owner.name,
+        rerun_of=rerun_of,
     )
     session.add(experiment)
     session.flush()
