@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import typer
 
-from cli import admin, artifacts, datasets, jobs, logs, manage, service, sweep, webhooks
+from cli import admin, artifacts, datasets, jobs, login, logs, manage, service, sweep, webhooks
 from cli.run import run as run_command
 
 app = typer.Typer(
     name="ewc",
     help="EWC Server: continual-learning experiments with EWC, FIM and IncDet.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # `ewc --install-completion`, `ewc --show-completion bash`
     pretty_exceptions_enable=False,
 )
 app.command("run", help="Train here, with the original project's flags.")(run_command)
 jobs.register(app)
+login.register(app)
 service.register(app)
 admin.register(app)
 sweep.register(app)

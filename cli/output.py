@@ -138,7 +138,10 @@ def emit(
     elif callable(table):
         table()
     else:
-        shown = table if table is not None else rows_table(
-            document if rows is None else rows, columns, title)
+        shown = (
+            table
+            if table is not None
+            else rows_table(document if rows is None else rows, columns, title)
+        )
         (console or Console()).print(shown)
     sys.stdout.flush()
