@@ -16,6 +16,8 @@ from store.vocabulary import FINISHED_STATUSES, QUEUES, REPLICATE_KEYS, STATUSES
 
 #: The plots of an experiment: `/plots/<kind>.png`.
 PLOT_KINDS: tuple[str, ...] = ("accuracy-matrix", "curves")
+#: The overlays of several experiments: `/v1/experiments/compare/plot.png?kind=<kind>`.
+COMPARE_PLOT_KINDS: tuple[str, ...] = ("accuracy", "average", "loss", "diff")
 
 
 def script_vocabulary() -> dict[str, Any]:
@@ -30,6 +32,7 @@ def template_globals() -> dict[str, Any]:
         "finished_statuses": FINISHED_STATUSES,
         "queues": QUEUES,
         "plot_kinds": PLOT_KINDS,
+        "compare_plot_kinds": COMPARE_PLOT_KINDS,
         "sweep_metrics": SWEEP_METRICS,
         "replicate_keys": REPLICATE_KEYS,
         "vocabulary": script_vocabulary(),
