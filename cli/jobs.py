@@ -1,13 +1,18 @@
 """Client commands: talk to an EWC Server over HTTP.
 
 `ewc submit <original flags> [--wait]`, `ewc status ID`, `ewc results ID`, `ewc cancel ID`,
-`ewc list [--filter ... --order-by ...]`. The server and token come from `EWC_URL` and `EWC_TOKEN` (or --url/--token).
-No TensorFlow here: these commands start in a fraction of a second.
+`ewc list [--filter ... --order-by ...] [--all | --cursor C]`. The server and token come from
+--url/--token, `EWC_URL`/`EWC_TOKEN`, `.env`, or the `ewc login` profile (cli/config.py).
+Read commands print `-o table|json|csv` (cli/output.py). No TensorFlow here: these commands
+start in a fraction of a second.
+
+`ewc submit --wait` (and `ewc sweep --wait`) exit with the run's outcome: 0 succeeded,
+3 failed, 4 cancelled, 5 still running when `--timeout` ran out (1: the command itself
+failed, e.g. the server refused or was unreachable; 2: a bad flag).
 """
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -18,11 +23,45 @@ from rich.table import Table
 
 from cli import flags as F
 from cli import live
-from cli.client import DEFAULT_URL, AsJson, Client, Token, Url, console, err_console, fail
+from cli.client import DEFAULT_URL, AsJson, Client, Profile, Token, Url, console, err_console, fail
+from cli.output import Output, emit
 from cli.report import result_renderables
 from store.vocabulary import FINISHED_STATUSES
 
 FINISHED = frozenset(FINISHED_STATUSES)
+#: Exit codes of `--wait`: by final status, and when the wait timed out.
+EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
+EXIT_TIMEOUT = 5
+#: The flat columns of one experiment in `ewc list`/`ewc status` csv output.
+COLUMNS = ("id", "name", "owner", "status", "task", "num_tasks", "epoch", "total_epochs",
+           "average_accuracy", "bwt", "forgetting", "tags", "created_at", "finished_at")  # fmt: skip
+
+
+class WaitTimeout(Exception):
+    """`--timeout` ran out while the experiment was still queued or running."""
+
+    def __init__(self, exp: dict):
+        super().__init__(f"#{exp['id']} still {exp['status']}")
+        self.exp = exp
+
+
+def exit_code(statuses: dict[str, int]) -> int:
+    """The `--wait` exit code of runs counted by status: any failed → 3, else any cancelled
+    → 4, else 0 (every run succeeded)."""
+    for status in ("failed", "cancelled"):
+        if statuses.get(status):
+            return EXIT_CODES[status]
+    return 0
+
+
+def flat(exp: dict) -> dict:
+    """One experiment as a flat row (COLUMNS): progress and summary spread out."""
+    p = exp.get("progress") or {}
+    s = exp.get("summary") or {}
+    row = {**exp, **{k: p.get(k) for k in ("task", "num_tasks", "epoch", "total_epochs")}}
+    row.update({k: s.get(k) for k in ("average_accuracy", "bwt", "forgetting")})
+    row["tags"] = ",".join(exp.get("tags") or [])
+    return {k: row.get(k) for k in COLUMNS}
 
 
 def _progress_text(exp: dict) -> str:
@@ -33,8 +72,12 @@ def _progress_text(exp: dict) -> str:
     )
 
 
-def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
-    """Show a live progress bar until the experiment finishes; returns its final document."""
+def wait_for(
+    client: Client, exp_id: int, poll_s: float = 1.0, timeout: float | None = None
+) -> dict:
+    """Show a live progress bar until the experiment finishes; returns its final document.
+    With `timeout` (seconds) it polls (no event stream) and raises `WaitTimeout` past it."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     with Progress(
         TextColumn("[bold]#{task.fields[id]}[/bold]"),
         BarColumn(),
@@ -44,7 +87,7 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
         console=err_console,
     ) as progress:
         bar = progress.add_task("queued", total=None, id=exp_id, acc="")
-        exp = live.follow_events(client, exp_id, progress, bar)  # SSE; None → poll
+        exp = None if deadline else live.follow_events(client, exp_id, progress, bar)  # SSE
         while exp is None or exp["status"] not in FINISHED:
             exp = client.get(exp_id).model_dump(mode="json")
             p = exp.get("progress") or {}
@@ -63,6 +106,8 @@ def wait_for(client: Client, exp_id: int, poll_s: float = 1.0) -> dict:
             )
             if exp["status"] in FINISHED:
                 return exp
+            if deadline is not None and time.monotonic() >= deadline:
+                raise WaitTimeout(exp)
             time.sleep(poll_s)
         return exp
 
@@ -75,10 +120,15 @@ def submit(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
     device: Annotated[str, typer.Option("--device", help='"gpu", "cpu" or "any".')] = "any",
-    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends; exit 0 "
+                    "succeeded, 3 failed, 4 cancelled, 5 timed out.")] = False,
+    timeout: Annotated[float | None, typer.Option("--timeout", min=0, show_default=False,
+                       help="With --wait: stop waiting after this many seconds (exit 5; "
+                       "the run goes on).")] = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """Submit an experiment to the server, with the original project's flags."""
     extra: dict[str, Any] = {"priority": priority, "device": device}
@@ -91,27 +141,35 @@ def submit(
     exp = client.submit(spec).model_dump(mode="json")
     err_console.print(f"submitted experiment [bold]#{exp['id']}[/bold] ({exp['status']})")
     if wait:
-        exp = wait_for(client, exp["id"])
+        try:
+            exp = wait_for(client, exp["id"], timeout=timeout)
+        except WaitTimeout as stopped:
+            err_console.print(f"stopped waiting after {timeout:g} s: {stopped} (exit 5)")
+            if as_json:
+                emit(stopped.exp, "json")
+            raise typer.Exit(EXIT_TIMEOUT) from None
         if not as_json:
             _print_results(client.metrics(exp["id"]).model_dump(mode="json"), exp)
     if as_json:
-        console.print_json(json.dumps(exp))
+        emit(exp, "json")
     elif not wait:
         console.print(exp["id"])
     if wait and exp["status"] != "succeeded":
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_CODES.get(exp["status"], 1))
 
 
 def status(
     experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """Show an experiment's status and progress."""
     exp = Client(url, token).get(experiment_id).model_dump(mode="json")
-    if as_json:
-        console.print_json(json.dumps(exp))
+    if output or as_json:
+        emit(exp, output, as_json=as_json, rows=[flat(exp)], columns=COLUMNS)
         return
     table = Table(show_header=False, title=f"Experiment #{exp['id']}", title_justify="left")
     table.add_column("field")
@@ -139,6 +197,7 @@ def _print_results(metrics: dict, exp: dict | None = None) -> None:
 
 def results(
     experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    output: Output = None,
     as_json: AsJson = False,
     plot: Annotated[Path | None, typer.Option("--plot", help="Save a plot PNG to this file "
                     "(accuracy matrix if the name contains 'matrix', else the curves).",
@@ -147,8 +206,10 @@ def results(
                          "accuracy-matrix (overrides the file name).", show_default=False)] = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
-    """Show an experiment's per-epoch table, accuracy matrix and summary (or save a plot)."""
+    """Show an experiment's per-epoch table, accuracy matrix and summary (or save a plot);
+    `-o csv` prints the epoch rows, `-o json` the whole metrics document."""
     client = Client(url, token)
     if plot is not None:
         try:
@@ -159,8 +220,9 @@ def results(
         err_console.print(f"saved the {kind} plot of #{experiment_id} to {plot} ({size} bytes)")
         return
     metrics = client.metrics(experiment_id).model_dump(mode="json")
-    if as_json:
-        console.print_json(json.dumps(metrics))
+    if output or as_json:
+        emit(metrics, output, as_json=as_json, rows=metrics.get("epochs") or [],
+             table=lambda: _print_results(metrics, client.get(experiment_id).model_dump(mode="json")))  # fmt: skip
         return
     _print_results(metrics, client.get(experiment_id).model_dump(mode="json"))
 
@@ -169,6 +231,7 @@ def cancel(
     experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """Cancel a queued or running experiment (yours, or any as an admin)."""
     exp = Client(url, token).cancel(experiment_id).model_dump(mode="json")
@@ -192,22 +255,36 @@ def list_experiments(
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only with this tag.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner.")] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=200)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="Runs per page.")] = 20,
+    all_: Annotated[bool, typer.Option("--all", help="Every matching run, page after page.")] = False,
+    cursor: Annotated[str | None, typer.Option("--cursor", show_default=False, help="Continue "
+                      "from a page's next cursor (printed under the table; next_cursor in json).")] = None,
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """List experiments, newest first or by --order-by, those matching --filter (and
-    --status, --tag, --owner). A bad filter is refused with where it went wrong."""
-    page = (
-        Client(url, token)
-        .page(filter=filter_ or None, order_by=order_by or None, status=status_ or None,
-              tag=tag or None, owner=owner or None, limit=limit)
-        .model_dump(mode="json")
-    )  # fmt: skip
-    if as_json:
-        console.print_json(json.dumps(page))
+    --status, --tag, --owner), one page (--limit, --cursor) or --all. A bad filter is
+    refused with where it went wrong."""
+    client = Client(url, token)
+    query = {"filter": filter_ or None, "order_by": order_by or None,
+             "status": status_ or None, "tag": tag or None, "owner": owner or None}
+    if all_:
+        if cursor:
+            raise fail("--all starts at the first page; leave out --cursor")
+        items = [e.model_dump(mode="json") for e in client.runs(**query, page_size=200)]
+        page = {"items": items, "next_cursor": None}
+    else:
+        page = client.page(**query, limit=limit, cursor=cursor).model_dump(mode="json")
+    if output or as_json:
+        emit(page, output, as_json=as_json, rows=[flat(e) for e in page["items"]], columns=COLUMNS)
         return
+    _print_list(page)
+
+
+def _print_list(page: dict) -> None:
     table = Table()
     for col in ("id", "name", "owner", "status", "progress", "avg acc %", "tags", "created"):
         table.add_column(col)
@@ -225,6 +302,8 @@ def list_experiments(
             str(exp.get("created_at", ""))[:19],
         )
     console.print(table)
+    if page.get("next_cursor"):
+        err_console.print(f"more: --cursor {page['next_cursor']} (or --all)", highlight=False)
 
 
 def register(app: typer.Typer) -> None:
