@@ -40,6 +40,7 @@ from continual_core.spec import ExperimentSpec, validation_problems
 from store.models import Experiment, JobStatus
 from worker.artifacts import JobArtifacts, WorkerArtifacts, working_dir
 from worker.callback import StoreCallback
+from worker.joblog import captured
 from worker.outcome import Outcome, finish, stopped
 from worker.retry import DATABASE_AWAY, one_line
 from worker.tensorboard import TENSORBOARD_DIR, TensorBoardCallback
@@ -63,6 +64,7 @@ def time_limit_s(settings: Settings, spec: ExperimentSpec) -> int:
     return min(spec.time_limit_s, settings.job_time_limit_s)
 
 
+@captured  # the job's log lines and traceback, stored (`worker.joblog`)
 def run_job(
     job: Experiment,
     *,
