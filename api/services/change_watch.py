@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,20 +28,28 @@ from store.errors import error_reason
 log = logging.getLogger("ewc.api")
 
 _GONE = ("deleted",)
+#: A store function: {id: mark} of those of the ids that exist.
+MarkReader = Callable[[Session, Sequence[int]], dict[int, tuple[Any, ...]]]
 
 
-def marks(factory: sessionmaker[Session], ids: list[int]) -> dict[int, tuple[Any, ...]]:
-    """{id: (status, newest epoch, newest task)} of the experiments that exist."""
+def marks(
+    factory: sessionmaker[Session], ids: list[int], read: MarkReader = updates.marks
+) -> dict[int, tuple[Any, ...]]:
+    """{id: (status, newest epoch, newest task)} of the experiments that exist (or the mark
+    `read` gives: a log stream's is its newest line, `store.logs.marks`)."""
     with factory() as session:
-        return updates.marks(session, ids)
+        return read(session, ids)
 
 
 class ChangeWatch:
     """Wakes the streams of an experiment when its mark changes (see the module)."""
 
-    def __init__(self, factory: sessionmaker[Session], poll_s: float):
+    def __init__(
+        self, factory: sessionmaker[Session], poll_s: float, read: MarkReader = updates.marks
+    ):
         self.factory = factory
         self.poll_s = poll_s
+        self.read = read
         self._watchers: dict[int, set[asyncio.Event]] = {}
         self._seen: dict[int, tuple[Any, ...]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -75,7 +84,7 @@ class ChangeWatch:
             if not ids:
                 break
             try:
-                found = await run_in_threadpool(marks, self.factory, ids)
+                found = await run_in_threadpool(marks, self.factory, ids, self.read)
             except SQLAlchemyError as exc:  # the streams wait; their keep-alives go on
                 log.warning("event=stream_poll_failed error=%r", error_reason(exc))
                 continue
