@@ -5,7 +5,8 @@
     op      := "=" | "!=" | "<" | "<=" | ">" | ">=" | "like"
     value   := number | 'text' | "text" | true | false | null
     order   := key ["asc" | "desc"]
-    key     := status | tag | owner | name | sweep | metrics.<summary key> | params.<a.b.c>
+    key     := status | tag | owner | project | name | sweep | metrics.<summary key>
+             | params.<a.b.c>
 
 Words (`and`, `in`, `like`, `asc`, `desc`, `true`, `false`, `null`) are case-insensitive;
 text is quoted, a quote inside doubled (`'it''s'`). Every check that can name a token
@@ -34,7 +35,7 @@ Value = float | str | bool | None
 
 STATUSES: tuple[str, ...] = tuple(s.value for s in JobStatus)
 #: The plain keys (columns of the run or of its owner, sweep, tags).
-FIELDS: tuple[str, ...] = ("status", "tag", "owner", "name", "sweep")
+FIELDS: tuple[str, ...] = ("status", "tag", "owner", "project", "name", "sweep")
 #: Keys `order_by` cannot use: a run has many tags.
 UNSORTABLE: tuple[str, ...] = ("tag",)
 MAX_LENGTH = 4000
@@ -51,6 +52,7 @@ _RULES: dict[str, tuple[frozenset[str], tuple[type, ...]]] = {
     "status": (_EQUALITY, (str,)),
     "tag": (_EQUALITY | {"like"}, (str,)),
     "owner": (_ALL_OPS, (str,)),
+    "project": (_ALL_OPS, (str,)),
     "name": (_ALL_OPS, (str,)),
     "sweep": (_ALL_OPS, (float, str)),  # a number is the sweep's id, text its name
     "metrics": (_ORDERING | _EQUALITY, (float,)),
@@ -328,8 +330,8 @@ def parse_order(text: str | None, *, param_paths: Collection[str] | None = None)
 
 
 def equals(kind: str, value: str) -> Comparison:
-    """`kind = 'value'` for a plain field, as if parsed (the legacy `status=`, `tag=`,
-    `owner=` query parameters); raises FilterError with `field` = kind and no position."""
+    """`kind = 'value'` for a plain field, as if parsed (the `status=`, `tag=`, `owner=`,
+    `project=` query parameters); raises FilterError with `field` = kind and no position."""
     quoted = "'" + value.replace("'", "''") + "'"
     try:
         return parse_filter(f"{kind} = {quoted}").clauses[0]

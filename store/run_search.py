@@ -5,9 +5,10 @@ Every value is a bound parameter, and every key was checked by the parser agains
 set (spec paths are letters, digits and _ only), so no text of a filter reaches the SQL.
 The same expressions run on PostgreSQL and SQLite:
 
-- `metrics.*` are the float columns of the run (indexed); `status`, `name`, `sweep` (its id
-  for a number, its name for text) columns too; `owner`, a sweep's name and `tag` go
-  through an `IN (SELECT ...)` on their table.
+- `metrics.*` are the float columns of the run (indexed); `status`, `name`, `project`,
+  `sweep` (its id for a number, its name for text) columns too; `owner`, a sweep's name and
+  `tag` go through an `IN (SELECT ...)` on their table. Archived runs are left out unless
+  asked for.
 - `params.<path>` reads the JSON `spec` at that path, typed: `json_kind` gives the JSON type
   of the value in one word on both backends, and a number is compared only as a number,
   text only as text, so a value of another type, JSON null or a missing path never matches
@@ -132,8 +133,8 @@ def _one(clause: Comparison, op: str, value: Any) -> ColumnElement[bool]:
     if kind == "metrics":
         column = getattr(Experiment, clause.key.path[0])
         return _is_null(column, op) if value is None else _compare(column, op, value)
-    if kind == "name":
-        column = Experiment.name
+    if kind in ("name", "project"):
+        column = Experiment.name if kind == "name" else Experiment.project
         return _is_null(column, op) if value is None else _compare(column, op, value)
     if kind == "status":
         return _compare(Experiment.status, op, JobStatus(value))
@@ -177,7 +178,7 @@ def sort_columns(order: OrderBy) -> list[ColumnElement[Any]]:
     if key.kind == "owner":
         return [select(User.name).where(User.id == Experiment.owner_id).scalar_subquery()]
     return [{"status": Experiment.status, "name": Experiment.name,
-             "sweep": Experiment.sweep_id}[key.kind]]
+             "project": Experiment.project, "sweep": Experiment.sweep_id}[key.kind]]
 
 
 def order_clauses(order: OrderBy | None) -> list[Any]:
@@ -249,13 +250,15 @@ def search_experiments(
     limit: int = 50,
     cursor: str | None = None,
     param_paths: Collection[str] | None = None,
+    project: str | None = None,
+    archived: bool = False,
 ) -> ExperimentPage:
     """One page of the experiments that match `filter`, sorted by `order_by` (default:
     newest first, with the same cursors as `store.experiments.list_experiments`).
 
     `filter`/`order_by` are texts of the grammar (docs/filters.md) or trees from
-    `store.run_filter`; `status`, `tag` and `owner` add `key = value` clauses (the listing's
-    older query parameters). Keyset pagination: pass the returned `next_cursor` with the
+    `store.run_filter`; `status`, `tag`, `owner` and `project` add `key = value` clauses (the
+    listing's query parameters). Archived runs are left out unless `archived`. Keyset pagination: pass the returned `next_cursor` with the
     same filter and order to continue. Raises FilterError (a 422, naming the token) and
     InvalidCursor.
     """
@@ -266,7 +269,8 @@ def search_experiments(
         order_by, param_paths=param_paths
     )
     extra = [equals(k, _plain(v)) for k, v in (("status", status), ("tag", tag),
-                                                ("owner", owner)) if v is not None]
+                                                ("owner", owner), ("project", project))
+             if v is not None]
     flt = Filter(flt.clauses + tuple(extra))
     keys = sort_columns(order) if order is not None else []
     query = (
@@ -274,6 +278,8 @@ def search_experiments(
         .options(joinedload(Experiment.owner))
         .where(where_clause(flt))
     )
+    if not archived:
+        query = query.where(Experiment.archived_at.is_(None))
     if cursor and order is None:
         query = query.where(Experiment.id < decode_cursor(cursor))
     elif cursor and order is not None:

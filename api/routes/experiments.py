@@ -53,9 +53,11 @@ def submit_experiment(
     session: SessionDep,
     settings: SettingsDep,
     celery: CeleryDep,
+    project: Annotated[str | None, Query(min_length=1, max_length=100, pattern=r"^[^\x00]+$",
+                                         description="Its project (default: your user name)")] = None,
 ) -> ExperimentOut:
     """Queue an experiment. The body is the spec (plus optional name, tags, priority, device)."""
-    experiment = submission.create_experiment(session, settings, user, spec)
+    experiment = submission.create_experiment(session, settings, user, spec, project=project)
     submission.wake(session, celery, [experiment])
     return experiment_out(experiment)
 
@@ -75,13 +77,16 @@ def list_experiments(
     owner: Annotated[str | None, Query(description="User name")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(description="`next_cursor` of the previous page")] = None,
+    project: runs.ProjectQuery = None,
+    archived: runs.ArchivedQuery = False,
 ) -> ExperimentPage:
-    """Experiments matching `filter` (and `status`, `tag`, `owner`), newest first or by
-    `order_by`; paginated by cursor (pass the same filter and order with it). A filter that
-    does not parse is a 422 naming the offending token and its position."""
+    """Experiments matching `filter` (and `status`, `tag`, `owner`, `project`), newest first
+    or by `order_by`; paginated by cursor (pass the same filter and order with it). Archived
+    runs only with `archived=true`. A filter that does not parse is a 422 naming the
+    offending token and its position."""
     page = runs.search(
         session, filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
-        limit=limit, cursor=cursor,
+        limit=limit, cursor=cursor, project=project, archived=archived,
     )  # fmt: skip
     return ExperimentPage(
         items=[experiment_out(e) for e in page.items], next_cursor=page.next_cursor

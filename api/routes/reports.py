@@ -18,6 +18,7 @@ from api.deps import CurrentUser, ExperimentId, SessionDep
 from api.openapi import binary, text_body
 from api.schemas import Comparison, ErrorMessage, ExperimentExport, ProblemList
 from api.services import reports, runs
+from api.vocabulary import COMPARE_PLOT_KINDS
 from common.schemas import TableRow
 from store import experiments
 from store.models import JobStatus
@@ -63,6 +64,8 @@ def experiments_table(
     limit: Annotated[int, Query(ge=1, le=runs.MAX_TABLE_ROWS)] = runs.MAX_TABLE_ROWS,
     cursor: Annotated[str | None, Query(description="`X-Next-Cursor` of the previous page")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+    project: runs.ProjectQuery = None,
+    archived: runs.ArchivedQuery = False,
 ) -> Response:
     """Many runs as one table, for notebooks: a row per run with `id`, `name`, `owner`,
     `status`, `sweep_id`, `tags`, the times, `params.<dotted spec path>` and
@@ -70,7 +73,7 @@ def experiments_table(
     paged by cursor like it, the next page's cursor in the `X-Next-Cursor` header."""
     page = runs.search(
         session, filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
-        limit=limit, cursor=cursor,
+        limit=limit, cursor=cursor, project=project, archived=archived,
     )  # fmt: skip
     rows = runs.table_rows(page.items)
     headers = {"X-Next-Cursor": page.next_cursor} if page.next_cursor else {}
@@ -97,6 +100,40 @@ def compare_experiments(
     differ (`spec_differences`: {field: {id: value}}) or agree (`common_spec`)."""
     found = reports.load_experiments(session, reports.parse_ids(ids))
     return Comparison.model_validate(reports.comparison(found))
+
+
+@router.get(
+    "/compare/plot.png",
+    operation_id="compare_plot",
+    response_class=Response,
+    responses={
+        200: _PNG,
+        404: {"model": ErrorMessage, "description": "Lists every unknown id"},
+        409: {"model": ErrorMessage, "description": "Nothing to plot yet"},
+        422: {"model": ProblemList, "description": "ids is not a list of experiment ids, "
+              f"holds more than {reports.MAX_COMPARE_PLOT}, or the runs cannot be drawn "
+              "together (diff: exactly two, of one task count)"},
+    },
+)  # fmt: skip
+def compare_plot(
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    ids: Annotated[str | None, Query(description="Experiment ids, comma-separated: 1,2,3 "
+                                     f"(legend order; at most {reports.MAX_COMPARE_PLOT})")] = None,
+    kind: Annotated[Literal[COMPARE_PLOT_KINDS],  # type: ignore[valid-type]
+                    Query(description="What to overlay")] = "accuracy",
+) -> Response:
+    """Several runs in one picture (PNG): `accuracy` (every task's validation accuracy per
+    epoch; colour = run, line style = task), `average` (the mean over the tasks seen so far
+    per epoch, and after each task on the test sets), `loss` (training loss per epoch), or
+    `diff` (exactly two ids: the test accuracy matrix of the second minus the first's, in
+    percentage points). Each run is labelled "#id name (λ=..)"; 409 while none has data."""
+    try:
+        png = reports.compare_plot(session, reports.plot_cache(request.app.state), ids, kind)
+    except plots.NothingToPlot as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{exc}; try again later") from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
 def _plot(request: Request, session, experiment_id: int, kind: str) -> Response:

@@ -44,7 +44,8 @@ FilterQuery = Annotated[
     Query(
         description="Conditions joined by `and` (docs/filters.md), e.g. `params.ewc.lambda > 10 "
         "and metrics.average_accuracy >= 0.9 and status = 'succeeded'`. Keys: "
-        "params.<dotted spec field>, metrics.<summary key>, status, tag, owner, name, sweep; "
+        "params.<dotted spec field>, metrics.<summary key>, status, tag, owner, project, name, "
+        "sweep; "
         "operators = != < <= > >= in like. A bad one is a 422 naming the token and where.",
         max_length=MAX_LENGTH,
         examples=["params.ewc.lambda >= 10 and status = 'succeeded'",
@@ -59,6 +60,14 @@ OrderQuery = Annotated[
         max_length=MAX_LENGTH,
         examples=["metrics.average_accuracy desc", "params.ewc.lambda"],
     ),
+]
+
+#: The `project` and `archived` query parameters of the list and the table.
+ProjectQuery = Annotated[
+    str | None, Query(max_length=100, description="Only this project's runs (`project = ...`).")
+]
+ArchivedQuery = Annotated[
+    bool, Query(description="Include archived runs (hidden by default; GET by id still works).")
 ]
 
 
@@ -101,13 +110,16 @@ def param_paths() -> frozenset[str]:
 def search(
     session, *, filter: str | None = None, order_by: str | None = None,
     status: JobStatus | None = None, tag: str | None = None, owner: str | None = None,
-    limit: int = 50, cursor: str | None = None,
+    limit: int = 50, cursor: str | None = None, project: str | None = None,
+    archived: bool = False,
 ) -> ExperimentPage:  # fmt: skip
-    """One page of the runs matching `filter`, sorted by `order_by` (docs/filters.md).
-    Raises FilterError and InvalidCursor (422s naming the field)."""
+    """One page of the runs matching `filter`, sorted by `order_by` (docs/filters.md);
+    archived runs only with `archived`. Raises FilterError and InvalidCursor (422s naming
+    the field)."""
     return search_experiments(
         session, filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
-        limit=limit, cursor=cursor, param_paths=param_paths(),
+        limit=limit, cursor=cursor, param_paths=param_paths(), project=project,
+        archived=archived,
     )  # fmt: skip
 
 

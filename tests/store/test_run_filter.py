@@ -116,7 +116,7 @@ def refusal(text: str, *, order: bool = False) -> tuple[str, int, str]:
          "average_accuracy? expected one of average_accuracy, bwt, fwt, forgetting"), 1,
          "metrics.accuracy"),
         ("colour = 'red'", ("unknown key 'colour' at 1: expected params.<spec field>, "
-         "metrics.<summary key> or one of status, tag, owner, name, sweep"), 1, "colour"),
+         "metrics.<summary key> or one of status, tag, owner, project, name, sweep"), 1, "colour"),
         ("params. = 1", ("bad key 'params.' at 1: write params.<spec field>, dotted for "
          "nested fields: params.ewc.lambda"), 1, "params."),
         ("params.ewc..lambda = 1", None, 1, "params.ewc..lambda"),
