@@ -1,5 +1,6 @@
 """Datasets: real MNIST / CIFAR-10 / CIFAR-100 through Keras' download cache, and three
-offline ones (`mnist-5k`, `digits`, `synthetic`).
+offline ones (`mnist-5k`, `digits`, `synthetic`), and uploaded ones (`user:<name>`,
+`continual_core.user_datasets`).
 
 `DATASETS` is the one list of them (the spec's `dataset` choices and each one's image
 shape and class count come from it), so a new dataset is one loader and one entry here.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from continual_core.lazy import keras
+from continual_core.user_datasets import is_user, load_user_dataset
 
 #: What a loader returns: ((train images, train labels), (test images, test labels)).
 Splits = tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -69,11 +71,14 @@ def load_dataset(spec: Any, cache_dir: Path) -> Dataset:
     Raises `DatasetUnavailable` when a real dataset is missing and cannot be downloaded.
     """
     name = str(spec.dataset)
-    if name not in DATASETS:  # the spec's Literal forbids it; kept for a readable error
+    if is_user(name):  # float32 in the spec's shape already (continual_core.user_datasets)
+        (train_x, train_y), (test_x, test_y) = load_user_dataset(spec, Path(cache_dir))
+    elif name not in DATASETS:  # the spec's Literal forbids it; kept for a readable error
         raise ValueError(f"unknown dataset {name!r}")
-    (xtr, ytr), (xte, yte) = DATASETS[name].load(spec, Path(cache_dir))
-    train_x, train_y = _as_images(xtr, spec.input_shape), ytr.astype(np.int32).reshape(-1)
-    test_x, test_y = _as_images(xte, spec.input_shape), yte.astype(np.int32).reshape(-1)
+    else:
+        (xtr, ytr), (xte, yte) = DATASETS[name].load(spec, Path(cache_dir))
+        train_x, train_y = _as_images(xtr, spec.input_shape), ytr.astype(np.int32).reshape(-1)
+        test_x, test_y = _as_images(xte, spec.input_shape), yte.astype(np.int32).reshape(-1)
     order = np.random.default_rng([spec.seed, 0x5117]).permutation(len(train_x))
     n_train = round(TRAIN_FRACTION * len(train_x))
     tr, va = order[:n_train], order[n_train:]

@@ -19,12 +19,15 @@ from pydantic import (
     Field,
     ValidationError,
     ValidatorFunctionWrapHandler,
+    WithJsonSchema,
+    WrapValidator,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 from pydantic_core.core_schema import ErrorType
 
+from continual_core import user_datasets as user
 from continual_core.datasets import DATASETS as DATASET_ZOO
 from continual_core.fields import FiniteFloat, HiddenWidths, PositiveInt, Strict
 from continual_core.methods import METHODS, MethodConfig
@@ -49,7 +52,7 @@ __all__ = [
 MODELS: tuple[str, ...] = tuple(MODEL_ZOO)
 ModelName = Literal[MODELS]  # type: ignore[valid-type]
 DATASETS: tuple[str, ...] = tuple(DATASET_ZOO)
-DatasetName = Literal[DATASETS]  # type: ignore[valid-type]
+DatasetName = Annotated[Literal[DATASETS], WrapValidator(user.dataset_choice), WithJsonSchema(user.dataset_schema(DATASETS))]  # type: ignore[valid-type]
 DatasetUpdate = Literal["full", "permute", "increment", "switch"]
 FisherEstimator = Literal["empirical", "sampled", "seed"]
 DeviceClass = Literal["any", "cpu", "gpu"]
@@ -82,7 +85,6 @@ def _storable(text: str) -> str:
 StorableText = Annotated[str, AfterValidator(_storable)]
 
 
-
 class SyntheticConfig(Strict):
     """Shape of the seeded `synthetic` dataset (class-dependent Gaussian blobs)."""
 
@@ -112,8 +114,10 @@ class ExperimentSpec(Strict):
     dataset: DatasetName | None = Field(
         default=None,
         description="Dataset; defaults to mnist for mlp/lenet and cifar10 for cifarnet. "
-        "Offline: mnist-5k (5,000 real MNIST digits), digits (8x8), synthetic.",
+        "Offline: mnist-5k (5,000 real MNIST digits), digits (8x8), synthetic. Uploaded: user:<name>.",
     )
+    user_dataset: user.UserDatasetInfo | None = Field(default=None, description="dataset user:<name> "
+        "only: its file's sha256, shape and classes, filled in by the server at submission.")  # fmt: skip
     dataset_update: DatasetUpdate = Field(
         default="full", description="How the data changes between tasks."
     )
@@ -199,7 +203,7 @@ class ExperimentSpec(Strict):
             raise ValueError("synthetic: only allowed with dataset='synthetic'")
         if self.dataset_update == "full" and self.splits != 1:
             self.splits = 1
-        (height, width, _), classes = self.input_shape, self.num_classes
+        (height, width, _), classes = user.checked_shape(self)  # user:<name>: once resolved
         if self.dataset_update in ("increment", "switch") and self.splits > classes:
             raise ValueError(
                 f"splits: {self.splits} is more than the {classes} classes of "
@@ -300,6 +304,8 @@ class ExperimentSpec(Strict):
         if self.dataset == "synthetic":
             s = self.synthetic or SyntheticConfig()
             return (s.height, s.width, s.channels)
+        if user.is_user(self.dataset):
+            return tuple(user.resolved(self).input_shape)  # type: ignore[return-value]
         return DATASET_SHAPES[str(self.dataset)][0]
 
     @property
@@ -307,6 +313,8 @@ class ExperimentSpec(Strict):
         """Number of classes of the dataset (the size of the one shared output head)."""
         if self.dataset == "synthetic":
             return (self.synthetic or SyntheticConfig()).classes
+        if user.is_user(self.dataset):
+            return user.resolved(self).num_classes
         return DATASET_SHAPES[str(self.dataset)][1]
 
     @property
