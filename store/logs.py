@@ -31,6 +31,7 @@ __all__ = [
     "append_lines",
     "count",
     "is_complete",
+    "last_lines",
     "marks",
     "read_lines",
 ]
@@ -94,6 +95,17 @@ def read_lines(
     )
 
 
+def last_lines(session: Session, experiment_id: int, limit: int) -> list[ExperimentLog]:
+    """The job's newest `limit` lines, oldest first."""
+    rows = session.scalars(
+        select(ExperimentLog)
+        .where(ExperimentLog.experiment_id == experiment_id)
+        .order_by(ExperimentLog.id.desc())
+        .limit(limit)
+    )
+    return list(reversed(list(rows)))
+
+
 def count(session: Session, experiment_id: int) -> LogCount:
     """How many lines (and characters) the job's log holds, every attempt together."""
     lines, chars = session.execute(
@@ -143,5 +155,5 @@ def marks(session: Session, ids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
             )
         )
         for eid, status, line_id in rows:
-            found[eid] = (str(status), line_id)
+            found[eid] = (getattr(status, "value", status), line_id)
     return found
