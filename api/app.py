@@ -23,6 +23,7 @@ from api.errors import install_error_handlers
 from api.observability import RequestMetrics, make_registry
 from api.openapi import TAGS, install_openapi
 from api.routes import ROUTERS
+from api.services.datasets import dataset_upload_limits
 from api.throttle import AuthThrottle
 from common.broker import make_celery
 from common.settings import Settings, get_settings
@@ -92,7 +93,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.auth_throttle = AuthThrottle(max_failures=settings.auth_failures)
     install_error_handlers(app)
     install_openapi(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes,
+                       routes=dataset_upload_limits(settings))
     app.add_middleware(RequestMetrics)
     # Outermost: a request refused (busy) or dropped (its client left) costs nothing
     # more; both are counted in `ewc_http_refused_total`.

@@ -6,7 +6,8 @@ servers do, since closing the connection while the client still sends makes its 
 see a reset instead of the 413 (Python's urllib sends the whole body before it reads). A
 client that sent `Expect: 100-continue` has not sent its body, so it is answered at once.
 A body without a length (chunked) is counted as it streams and refused as soon as it
-passes the limit.
+passes the limit. `routes` gives a path a limit (and 413 message) of its own: the dataset
+upload takes files of up to `EWC_MAX_DATASET_MB` (`api.services.datasets`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,8 +31,8 @@ def too_large_message(max_bytes: int) -> str:
 class BodyTooLarge(HTTPException):
     """Raised while reading a streamed body that passes the limit (FastAPI answers 413)."""
 
-    def __init__(self, max_bytes: int):
-        super().__init__(status_code=413, detail=too_large_message(max_bytes))
+    def __init__(self, max_bytes: int, message: str | None = None):
+        super().__init__(status_code=413, detail=message or too_large_message(max_bytes))
 
 
 #: Most of a refused body read and thrown away before the 413 is sent, and the longest
@@ -66,12 +68,14 @@ def _expects_continue(scope: Scope) -> bool:
 class BodySizeLimit:
     """ASGI middleware: 413 for request bodies over `max_bytes`."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int):
+    def __init__(self, app: ASGIApp, max_bytes: int,
+                 routes: Mapping[str, tuple[int, str]] | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.routes = dict(routes or {})  # path → (its limit, its 413 message)
 
-    async def _reject(self, send: Send) -> None:
-        body = json.dumps({"detail": too_large_message(self.max_bytes)}).encode()
+    async def _reject(self, send: Send, message: str) -> None:
+        body = json.dumps({"detail": message}).encode()
         await send(
             {
                 "type": "http.response.start",
@@ -89,16 +93,19 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        max_bytes, message = self.routes.get(
+            scope.get("path", ""), (self.max_bytes, too_large_message(self.max_bytes))
+        )
         for name, value in scope.get("headers", ()):
             if name == b"content-length":
                 try:
                     declared = int(value)
                 except ValueError:
                     declared = 0
-                if declared > self.max_bytes:
+                if declared > max_bytes:
                     if not _expects_continue(scope):
                         await drain(receive)
-                    await self._reject(send)
+                    await self._reject(send, message)
                     return
         received = 0
         started = False
@@ -108,10 +115,10 @@ class BodySizeLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
+                if received > max_bytes:
                     # FastAPI answers the 413 and keeps the connection, whose server
                     # (uvicorn) then reads and discards the rest itself.
-                    raise BodyTooLarge(self.max_bytes)
+                    raise BodyTooLarge(max_bytes, message)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -124,4 +131,4 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send)
+                await self._reject(send, message)
