@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, aliased
 
 from store.jobs import is_postgres, set_where
 from store.models import Experiment, JobStatus, User, utcnow
+from store.webhooks import enqueue_for_experiment
 
 #: How many candidates one claim looks at before giving up (others won races for them).
 _CLAIM_TRIES = 20
@@ -117,22 +118,24 @@ def claim_next_job(
             _claimable(cutoff),
         )
         if seen_status == JobStatus.running and job.cancel_requested:
-            set_where(
+            if set_where(
                 session,
                 guard,
                 status=JobStatus.cancelled,
                 finished_at=now,
                 error="cancelled: its worker stopped answering before the cancel took effect",
-            )
+            ):
+                enqueue_for_experiment(session, job.id)
             continue
         if seen_attempts >= max_attempts:
-            set_where(
+            if set_where(
                 session,
                 guard,
                 status=JobStatus.failed,
                 finished_at=now,
                 error=_gave_up_reason(seen_attempts, previous_worker, job.heartbeat_at),
-            )
+            ):
+                enqueue_for_experiment(session, job.id)
             continue
         values: dict[str, Any] = {
             "status": JobStatus.running,

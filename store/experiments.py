@@ -32,6 +32,7 @@ from store.models import (
     utcnow,
 )
 from store.vocabulary import ACTIVE, QUEUES
+from store.webhooks import enqueue_for_experiment
 
 _CURSOR_PREFIX = "e:"
 
@@ -221,7 +222,9 @@ def request_cancel(session: Session, experiment_id: int) -> Experiment:
         .values(status=JobStatus.cancelled, finished_at=now, cancel_requested=True)
         .execution_options(synchronize_session=False)
     ).rowcount
-    if not cancelled:
+    if cancelled:  # its webhook events, in this transaction (the outbox)
+        enqueue_for_experiment(session, experiment_id)
+    else:
         session.execute(
             update(Experiment)
             .where(Experiment.id == experiment_id, Experiment.status == JobStatus.running)

@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from store import jobs
+from store import jobs, webhooks
 from store.db import unit_of_work
 from store.models import JobStatus
 from worker.callback import StoreCallback
@@ -58,7 +58,10 @@ def finish(
 
     def write() -> bool:
         with unit_of_work(sessions) as session:
-            return jobs.finish_job(session, experiment_id, worker, status, error=error, **values)
+            ours = jobs.finish_job(session, experiment_id, worker, status, error=error, **values)
+            if ours:  # its webhook events, in the same transaction (the outbox)
+                webhooks.enqueue_for_experiment(session, experiment_id)
+            return ours
 
     def failed(exc: Exception, tries: int, _pause: float, _retrying: bool) -> None:
         log.warning(
