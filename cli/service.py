@@ -90,6 +90,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     from worker.celery_app import create_worker_app
     from worker.presence import PresenceHeartbeat
     from worker.wakeups import WakeupResender
+    from worker.webhooks import WebhookDispatcher
 
     app = create_worker_app(settings, queues=queues, device=device)
     runtime = app.ewc_runtime
@@ -108,6 +109,8 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     presence.start()
     resender = WakeupResender(app, runtime.sessions, settings, queues)
     resender.start()
+    dispatcher = WebhookDispatcher(runtime.sessions, settings)  # webhook deliveries
+    dispatcher.start()
     celery_worker = app.Worker(
         hostname=hostname,
         queues=queues,
@@ -123,6 +126,7 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     try:
         celery_worker.start()
     finally:
+        dispatcher.stop()
         resender.stop()
         presence.stop()
         runtime.engine.dispose()
