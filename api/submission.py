@@ -13,7 +13,7 @@ from celery import Celery
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from api import parsing
+from api import dataset_specs, parsing
 from api.errors import SpecProblems
 from api.limits import limit_problems
 from common.broker import send_wakeup
@@ -50,6 +50,7 @@ def create_experiment(
 
     Raises `SpecProblems` (422) above the server's limits, `ActiveJobCapReached` (429).
     """
+    spec = dataset_specs.resolve(session, spec)  # user:<name> → its upload (422 when none)
     problems = limit_problems(spec, settings)
     if problems:
         raise SpecProblems(problems)
@@ -93,7 +94,7 @@ def _describe(params: dict[str, Any]) -> str:
 
 
 def sweep_points(
-    base: dict[str, Any], grid: Any, settings: Settings
+    base: dict[str, Any], grid: Any, settings: Settings, session: Session | None = None
 ) -> list[tuple[dict[str, Any], ExperimentSpec]]:
     """(params, validated spec) per grid point. Nothing is written.
 
@@ -111,6 +112,11 @@ def sweep_points(
     for params, raw in points:
         try:
             spec = ExperimentSpec.model_validate(raw)
+            spec = dataset_specs.resolve(session, spec) if session is not None else spec
+        except SpecProblems as exc:  # user:<name>: no such upload, or its shape refuses
+            for field, msg in exc.problems:
+                problems[(f"grid.{field}" if field in params else f"base.{field}", msg)] = None
+            continue
         except ValidationError as exc:
             for field, msg in validation_problems(exc):
                 key = next((k for k in params if field == k or field.startswith(k + ".")), None)
@@ -142,7 +148,7 @@ def create_sweep(
     """
     if name is not None and parsing.text_problem(name):
         raise SpecProblems([("name", str(parsing.text_problem(name)))])
-    points = sweep_points(base, grid, settings)
+    points = sweep_points(base, grid, settings, session)
     active = store_experiments.count_active_jobs(session, user)
     cap = settings.max_active_jobs_per_user
     if active + len(points) > cap:

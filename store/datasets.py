@@ -18,7 +18,6 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from continual_core.user_datasets import USER_PREFIX
 from store.errors import Conflict, NotFound
 from store.models import Experiment, User
 from store.records import Dataset
@@ -89,19 +88,19 @@ def list_datasets(session: Session) -> list[tuple[Dataset, str]]:
     return [(row, owner) for row, owner in rows.tuples()]
 
 
-def active_users(session: Session, name: str) -> list[int]:
-    """Ids of the queued or running experiments whose spec names `user:<name>`."""
-    target = USER_PREFIX + name
+def active_users(session: Session, dataset: str) -> list[int]:
+    """Ids of the queued or running experiments whose spec's `dataset` is `dataset`
+    (`user:<name>`)."""
     rows = session.execute(select(Experiment.id, Experiment.spec).where(
         Experiment.status.in_(ACTIVE)).order_by(Experiment.id))  # fmt: skip
-    return [i for i, spec in rows.tuples() if isinstance(spec, dict) and spec.get("dataset") == target]
+    return [i for i, spec in rows.tuples() if isinstance(spec, dict) and spec.get("dataset") == dataset]
 
 
-def delete_dataset(session: Session, row: Dataset) -> None:
-    """Delete the row (flushed); raises `DatasetInUse` while active experiments name it.
-    The caller checks who may, and removes the file when `still_stored` says nobody else
-    keeps it."""
-    users = active_users(session, row.name)
+def delete_dataset(session: Session, row: Dataset, dataset: str) -> None:
+    """Delete the row (flushed); raises `DatasetInUse` while active experiments name it
+    (their spec's `dataset` is `dataset`, `user:<name>`). The caller checks who may, and
+    removes the file when `still_stored` says nobody else keeps it."""
+    users = active_users(session, dataset)
     if users:
         raise DatasetInUse(row.name, users)
     session.delete(row)

@@ -1,5 +1,6 @@
 """Uploaded datasets: receive a file (streamed to a temporary file, never whole into
-memory), check it, store it, and resolve `user:<name>` in a spec at submission.
+memory), check it, store it, list and delete it (`api.dataset_specs` resolves
+`user:<name>` in a spec at submission).
 
 The route's body cap is set by `api.body_limit` (`dataset_routes`): the request may be a
 little larger than `EWC_MAX_DATASET_MB` (the multipart framing), the file itself not.
@@ -15,7 +16,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from fastapi import HTTPException
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from api.errors import SpecProblems
@@ -23,15 +23,11 @@ from api.services.artifacts import artifact_store
 from common.schemas_datasets import DatasetOut
 from common.settings import Settings
 from common.storage import StorageError, StorageUnavailable
-from continual_core.spec import ExperimentSpec, validation_problems
 from continual_core.user_datasets import (
     USER_PREFIX,
     NpzProblem,
-    as_input_shape,
     inspect_npz,
-    is_user,
     name_problem,
-    user_name,
 )
 from store import datasets as store_datasets
 from store.models import User
@@ -158,33 +154,13 @@ def delete(session: Session, settings: Settings, user: User, name: str) -> None:
         raise HTTPException(403, f"dataset {name!r} belongs to another user; only its owner "
                                  "or an admin may delete it")  # fmt: skip
     checksum = row.checksum
-    store_datasets.delete_dataset(session, row)
+    store_datasets.delete_dataset(session, row, USER_PREFIX + name)
     if not store_datasets.still_stored(session, checksum):
         try:
             artifact_store(settings).delete(store_datasets.storage_key(checksum))
         except StorageError as exc:  # the row is gone; the orphan file is only disk space
             log.warning("event=dataset_file_not_deleted name=%s error=%r", name, str(exc)[:300])
     log.info("event=dataset_deleted name=%s by=%s", name, user.name)
-
-
-def resolve(session: Session, spec: ExperimentSpec) -> ExperimentSpec:
-    """`spec` with `user:<name>` resolved from the upload (its sha256, shape, classes), and
-    checked again on that shape; other specs unchanged. 422 naming `dataset` when there is
-    no such upload, or the field the shape breaks (`model`, `splits`)."""
-    if not is_user(spec.dataset):
-        return spec
-    name = user_name(str(spec.dataset))
-    row = store_datasets.find_dataset(session, name)
-    if row is None:
-        raise SpecProblems([("dataset", (f"no uploaded dataset named {name!r}; upload one "
-                                        f"(ewc datasets upload FILE.npz --name {name}) or "
-                                        "pick one of GET /v1/datasets"))])  # fmt: skip
-    info = {"checksum": row.checksum, "num_classes": row.num_classes,
-            "input_shape": list(as_input_shape(tuple(row.input_shape)))}  # fmt: skip
-    try:
-        return ExperimentSpec.model_validate({**spec.to_json_dict(), "user_dataset": info})
-    except ValidationError as exc:
-        raise SpecProblems(validation_problems(exc)) from None
 
 
 #: The paths that take a dataset file (the API's and the dashboard's upload).
