@@ -40,6 +40,7 @@ from continual_core.spec import ExperimentSpec, validation_problems
 from store.models import Experiment, JobStatus
 from worker.artifacts import JobArtifacts, WorkerArtifacts, working_dir
 from worker.callback import StoreCallback
+from worker.datasets import prepare_dataset
 from worker.joblog import captured
 from worker.outcome import Outcome, finish, stopped
 from worker.retry import DATABASE_AWAY, one_line
@@ -135,6 +136,8 @@ def run_job(
         from continual_core.trainer import train  # TensorFlow: only in the worker
 
         sync.prepare()
+        prepare_dataset(spec, settings, sync.artifacts.store, budget_s=settings.db_retry_s,
+                        interrupt=callback.shutting_down)  # user:<name>: its file, cached
         result = train(
             spec,
             dataset_cache=settings.resolved_dataset_cache(),
