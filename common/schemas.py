@@ -27,6 +27,7 @@ from pydantic import (
     model_serializer,
 )
 
+from common.schemas_sweeps import BestTest
 from store.vocabulary import JobStatus
 
 #: Where a document names the `ExperimentSpec` schema; the OpenAPI document
@@ -314,11 +315,14 @@ class SweepSummary(BaseModel):
 
 
 class SweepOut(SweepSummary):
-    """A sweep with per-point statistics; `best` repeats the best point's params."""
+    """A sweep with per-point statistics; `best` repeats the best point's params (None
+    unless it beats the runner-up by more than the noise: `best_reason` says why)."""
 
     base_spec: StoredSpec
     points: list[SweepPoint]
     best: dict[str, Any] | None
+    best_reason: str = ""
+    best_test: BestTest | None = None
     experiments: list[SweepRun]
 
 

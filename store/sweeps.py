@@ -6,7 +6,8 @@
   caller (the API) runs every point through `ExperimentSpec` before creating anything.
 - `point_statistics` groups a sweep's experiments by their non-seed grid values and gives,
   per group, mean ± std over seeds of average accuracy, BWT and forgetting, counts by status,
-  and marks the best point (highest mean average accuracy).
+  and marks the best point: the highest mean average accuracy, only when it beats the
+  runner-up's by more than the noise (Welch's t-test, `store.sweep_best`).
 - `create_sweep`, `get_sweep`, `list_sweeps`, `sweep_experiments`: the queries.
 
 Functions here flush but never commit (the caller's unit of work does). Accuracies are
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from store.errors import InvalidInput, NotFound
 from store.models import Experiment, JobStatus, Sweep
+from store.sweep_best import choose_best
 from store.vocabulary import REPLICATE_KEYS, SWEEP_METRICS
 
 #: The largest number of experiments one sweep may create.
@@ -178,8 +180,9 @@ def point_statistics(
 
     Each row: `params` (the non-seed grid values), `experiment_ids`, `counts` by status,
     `metrics` = {metric: {"mean", "std", "n"}} over the succeeded runs' summaries, and
-    `best` (True for the point with the highest mean average accuracy; ties go to less
-    forgetting). A point's values are read back from each experiment's stored spec.
+    `best` (True for the point with the highest mean average accuracy, ties to less
+    forgetting, when it beats the runner-up by more than the noise: `best_point` says why
+    or why not). A point's values are read back from each experiment's stored spec.
     """
     keys = [k for k in grid if k not in REPLICATE_KEYS]
     groups: dict[str, dict[str, Any]] = {}
@@ -205,17 +208,15 @@ def point_statistics(
                 "best": False,
             }
         )
-    scored = [r for r in rows if r["metrics"]["average_accuracy"]["mean"] is not None]
-    if scored:
-        best = max(
-            scored,
-            key=lambda r: (
-                r["metrics"]["average_accuracy"]["mean"],
-                -(r["metrics"]["forgetting"]["mean"] or 0.0),
-            ),
-        )
-        best["best"] = True
+    chosen = choose_best(rows)["index"]
+    if chosen is not None:
+        rows[chosen]["best"] = True
     return rows
+
+
+def best_point(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """{"index", "reason", "test"} of `point_statistics`' rows (`store.sweep_best`)."""
+    return choose_best(rows)
 
 
 def status_counts(experiments: Sequence[Experiment]) -> dict[str, int]:

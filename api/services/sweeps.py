@@ -1,7 +1,8 @@
 """A sweep's statistics document and its plot, for the v1 routes and the dashboard.
 
 Per grid point (the non-seed keys): mean ± std over seeds of average accuracy, BWT and
-forgetting (fractions), counts by status, and the best point.
+forgetting (fractions), counts by status, and the best point: named only when it beats
+the runner-up by more than the noise (`store.sweep_best`), `best_reason` saying why or why not.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ def sweep_document(session: Session, sweep: Sweep) -> SweepOut:
     """The full statistics document of a stored sweep."""
     exps: list[Experiment] = store_sweeps.sweep_experiments(session, sweep.id)
     points = store_sweeps.point_statistics(sweep.grid, exps)
-    best = next((p["params"] for p in points if p["best"]), None)
+    chosen = store_sweeps.best_point(points)
+    best = None if chosen["index"] is None else points[chosen["index"]]["params"]
     return SweepOut(
         id=sweep.id,
         name=sweep.name,
@@ -64,6 +66,8 @@ def sweep_document(session: Session, sweep: Sweep) -> SweepOut:
         base_spec=sweep.base_spec,
         points=[SweepPoint.model_validate(p) for p in points],
         best=best,
+        best_reason=chosen["reason"],
+        best_test=chosen["test"],
         experiments=[
             {
                 "id": e.id,

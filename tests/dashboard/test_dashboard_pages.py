@@ -180,11 +180,14 @@ def test_sweep_pages(ui, session_factory):
     assert page.status_code == 200 and "Sweep 1: lam" in page.text
     assert "No run has finished yet" in page.text
     with unit_of_work(session_factory) as s:
-        for i, exp in enumerate(s.scalars(select(Experiment).where(Experiment.sweep_id == 1))):
+        runs = s.scalars(select(Experiment).where(Experiment.sweep_id == 1).order_by(Experiment.id))
+        for i, exp in enumerate(runs):  # λ=1: 50, 51 %; λ=10: 70, 71 %: far beyond the noise
             exp.status = JobStatus.succeeded
-            exp.summary = {"average_accuracy": 0.5 + 0.1 * i, "bwt": -0.1, "forgetting": 0.1}
+            avg = 0.5 + 0.2 * (i // 2) + 0.01 * (i % 2)
+            exp.summary = {"average_accuracy": avg, "bwt": -0.1, "forgetting": 0.1}
     page = ui.get(r.headers["location"])
     assert 'src="/ui/sweeps/1/plot.png' in page.text and 'class="badge best"' in page.text
+    assert "more than the noise" in page.text and "Welch" in page.text
     assert png_size(ui.get("/ui/sweeps/1/plot.png", params={"metric": "bwt"}).content) == (720, 450)
     assert "lam" in ui.get("/ui/sweeps").text
     bad = ui.post("/ui/sweeps", data=sweep_form(ui, base="{nope", grid="seed=0"))
