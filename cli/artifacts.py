@@ -1,4 +1,5 @@
-"""`ewc artifacts prune`: delete old checkpoints (the retention setting).
+"""`ewc artifacts prune`: delete old checkpoints (the retention setting); `ewc artifacts
+list ID`: an experiment's artifacts, asked of the server (`-o table|json|csv`).
 
 Checkpoints (`task-<k>/`) of experiments that finished more than
 `EWC_ARTIFACT_RETENTION_DAYS` days ago are deleted; final models and TensorBoard files stay.
@@ -14,6 +15,8 @@ from typing import Annotated
 
 import typer
 
+from cli.client import DEFAULT_URL, Client, Profile, Token, Url
+from cli.output import Output, emit
 from common.settings import get_settings
 
 artifacts_app = typer.Typer(help="Manage stored artifacts (checkpoints, models).",
@@ -80,6 +83,20 @@ def _prune_remote(store, experiment_id: int, dry_run: bool) -> list[tuple[str, i
     sizes = {c.key: sum(f.size for f in c.files.values()) for c in store.checkpoints(key)}
     doomed = list(sizes) if dry_run else store.prune(key, keep=0)
     return [(store.url_for(k), sizes.get(k, 0)) for k in doomed]
+
+
+@artifacts_app.command("list")
+def list_artifacts(
+    experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    output: Output = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    profile: Profile = None,
+) -> None:
+    """An experiment's downloadable artifacts, from the server (path, kind, size, files)."""
+    doc = Client(url, token).artifacts(experiment_id).model_dump(mode="json")
+    emit(doc, output, rows=doc["items"],
+         columns=["path", "kind", "size", "files", "modified", "url"])  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -24,7 +24,8 @@ from rich.table import Table
 from cli import flags as F
 from cli import live
 from cli.client import DEFAULT_URL, AsJson, Client, Profile, Token, Url, console, err_console, fail
-from cli.output import Output, emit
+from cli.output import Format, Output, emit
+from cli.output import resolve as resolve_format
 from cli.report import result_renderables
 from store.vocabulary import FINISHED_STATUSES
 
@@ -306,8 +307,26 @@ def _print_list(page: dict) -> None:
         err_console.print(f"more: --cursor {page['next_cursor']} (or --all)", highlight=False)
 
 
+def queues(
+    output: Output = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    profile: Profile = None,
+) -> None:
+    """Each queue's waiting and running jobs and live workers, and jobs by status."""
+    doc = Client(url, token).queues().model_dump(mode="json")
+    rows = [{"queue": name, "waiting": q["waiting"], "running": q["running"],
+             "workers": ",".join(w["name"] for w in q["workers"] if w["alive"])}
+            for name, q in doc["queues"].items()]  # fmt: skip
+    emit(doc, output, rows=rows, columns=["queue", "waiting", "running", "workers"])
+    if resolve_format(output) is Format.table:
+        counts = ", ".join(f"{n} {k}" for k, n in doc["status"].items())
+        err_console.print(f"jobs: {counts}; dead workers (last day): {len(doc['dead_workers'])}")
+
+
 def register(app: typer.Typer) -> None:
     """Add the client commands to the `ewc` app."""
+    app.command("queues")(queues)
     app.command("submit")(submit)
     app.command("status")(status)
     app.command("results")(results)
