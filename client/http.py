@@ -3,7 +3,7 @@
 Experiments: `submit`, `get`, `wait` (follows the event stream, polls when there is none),
 `events`, `runs` (every page; `filter=` and `order_by=` as in docs/filters.md), `page`
 (one), `rows` and `table` (many runs as flat rows; a pandas DataFrame), `metrics`, `cancel`. Files: `artifacts`,
-`download`, `plot`, `export`, `export_csv`, `compare`. Sweeps: `submit_sweep`, `sweep`,
+`download`, `plot`, `export`, `export_csv`, `compare`, `compare_plot`. Sweeps: `submit_sweep`, `sweep`,
 `sweeps` (every page), `wait_sweep`. And `queues`.
 """
 
@@ -253,6 +253,14 @@ class Client(DatasetsMixin, LogsMixin, ManageMixin, WebhooksMixin):
     def compare(self, experiment_ids: list[int]) -> Comparison:
         ids = ",".join(map(str, experiment_ids))
         return self._model(Comparison, "GET", "/v1/experiments/compare", params={"ids": ids})
+
+    def compare_plot(self, experiment_ids: list[int], kind: str = "accuracy") -> bytes:
+        """Several runs in one PNG: `accuracy`, `average`, `loss`, or `diff` (two ids: the
+        second's accuracy matrix minus the first's); 409 while none has anything to draw."""
+        ids = ",".join(map(str, experiment_ids))
+        return self.send(
+            "GET", "/v1/experiments/compare/plot.png", params={"ids": ids, "kind": kind}
+        ).content
 
     # Sweeps ----------------------------------------------------------------------------
 

@@ -17,15 +17,18 @@ from fastapi import Response
 from fastapi.encoders import jsonable_encoder
 from sqlalchemy.orm import Session
 
-from api import parsing, plots
+from api import parsing, plots, plots_compare
 from api.schemas import experiment_out
 from api.vocabulary import PLOT_KINDS
+from continual_core.methods import METHODS
 from store import experiments as store_experiments
 from store.errors import InvalidInput, NotFound
 from store.models import Experiment
 
 #: Most experiments one comparison may hold.
 MAX_COMPARE = 20
+#: Most runs one overlay plot draws (beyond that the legend and colours stop being readable).
+MAX_COMPARE_PLOT = 10
 #: Spec fields that are bookkeeping, not science: left out of the spec differences.
 BOOKKEEPING_FIELDS = ("name", "tags")
 
@@ -80,13 +83,13 @@ def experiment_plot(
 # Comparison -------------------------------------------------------------------------------
 
 
-def parse_ids(text: str | None) -> list[int]:
+def parse_ids(text: str | None, max_count: int = MAX_COMPARE) -> list[int]:
     """Experiment ids from "1,2,3" (spaces allowed, duplicates dropped, order kept).
 
-    Raises `InvalidIds` for an empty list, a non-integer, or more than `MAX_COMPARE`.
+    Raises `InvalidIds` for an empty list, a non-integer, or more than `max_count`.
     """
     try:
-        ids = parsing.parse_id_list(text, max_count=MAX_COMPARE)
+        ids = parsing.parse_id_list(text, max_count=max_count)
     except parsing.ParseError as exc:
         raise InvalidIds(f"ids: {exc}") from None
     if not ids:
@@ -167,6 +170,50 @@ def comparison(experiments: list[Experiment]) -> dict[str, Any]:
         "spec_differences": {p: {str(i): v for i, v in vals.items()} for p, vals in diff.items()},
         "common_spec": common,
     }
+
+
+def run_label(experiment: Experiment) -> str:
+    """A run's legend label: "#id name (λ=..)", the other active methods named too
+    ("#3 online (λ=100, fim)"); "(no method)" when none is on."""
+    spec = experiment.spec or {}
+    parts = []
+    ewc = spec.get("ewc")
+    if isinstance(ewc, Mapping):
+        lam = ewc.get("lambda")
+        parts.append(f"λ={lam:g}" if isinstance(lam, int | float) else "EWC")
+    parts += [name for name in METHODS if name != "ewc" and spec.get(name)]
+    if spec.get("joint"):
+        parts.append("joint")
+    name = (experiment.name or spec.get("name") or "").strip()
+    name = name if len(name) <= 40 else name[:39] + "…"
+    return " ".join(p for p in (f"#{experiment.id}", name, f"({', '.join(parts) or 'no method'})") if p)
+
+
+def compare_plot(
+    session: Session, cache: plots.PlotCache, ids_text: str | None, kind: str
+) -> bytes:
+    """The overlay PNG of `kind` (`plots_compare.COMPARE_KINDS`) for the experiments of
+    `ids_text` ("1,2,3", in legend order; at most `MAX_COMPARE_PLOT`).
+
+    Raises `InvalidIds` (a bad list, too many, or runs this plot cannot draw together: diff
+    needs exactly two of one task count), `ExperimentsNotFound`, `plots.NothingToPlot`.
+    Cached by every run's stored rows and status, like `experiment_plot`.
+    """
+    ids = parse_ids(ids_text, max_count=MAX_COMPARE_PLOT)
+    if kind == "diff" and len(ids) != 2:
+        raise InvalidIds(f"ids: kind=diff compares exactly two experiments (drawn as B − A, "
+                         f"the second minus the first); got {len(ids)}")  # fmt: skip
+    found = load_experiments(session, ids)
+    docs = [store_experiments.metrics_document(session, e) for e in found]
+    runs = [plots_compare.Run(run_label(e), d) for e, d in zip(found, docs, strict=True)]
+    key = ("compare", kind, *(
+        (e.id, r.label, len(d["epochs"]), len(d["accuracy_matrix"]), str(e.status), e.attempts)
+        for e, r, d in zip(found, runs, docs, strict=True)
+    ))  # fmt: skip
+    try:
+        return cache.get_or_render(key, lambda: plots_compare.compare_png(kind, runs))
+    except plots_compare.Mismatch as exc:
+        raise InvalidIds(f"ids: {exc}") from None
 
 
 # Export -----------------------------------------------------------------------------------

@@ -145,6 +145,8 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         assert call(api, "GET", f"{e}/metrics", f"/v1/experiments/{done}/metrics").json()["accuracy_matrix"]
         call(api, "POST", f"{e}/cancel", f"/v1/experiments/{new}/cancel")
         call(api, "GET", "/v1/experiments/compare", params={"ids": f"{done},{other}"})
+        assert call(api, "GET", "/v1/experiments/compare/plot.png",
+                    params={"ids": f"{done},{other}", "kind": "average"}).content.startswith(png)  # fmt: skip
         found = call(api, "GET", "/v1/experiments", params={"filter": "params.ewc.lambda >= 0",
                                                              "order_by": "metrics.bwt desc"})
         assert call(api, "GET", "/v1/experiments/table", params={"format": "csv"}).text
@@ -189,6 +191,8 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         r = call(ui, "GET", f"{x}/artifacts/{{path:path}}", f"/ui/experiments/{done}/artifacts/model.keras")
         assert r.content == b"KERAS" * 10
         call(ui, "GET", "/ui/compare", params={"ids": f"{done},{other}"})
+        assert call(ui, "GET", "/ui/compare/plot.png",
+                    params={"ids": f"{done},{other}", "kind": "diff"}).content.startswith(png)  # fmt: skip
         call(ui, "GET", "/ui/sweeps")
         call(ui, "GET", "/ui/sweeps/{sweep_id}", f"/ui/sweeps/{sweep}")
         r = call(ui, "GET", "/ui/sweeps/{sweep_id}/plot.png", f"/ui/sweeps/{sweep}/plot.png")

@@ -20,7 +20,7 @@ from api.services import artifacts as artifact_service
 from api.services import reports, runs
 from api.services import sweeps as sweep_service
 from api.services.events import sse_response
-from api.vocabulary import PLOT_KINDS
+from api.vocabulary import COMPARE_PLOT_KINDS, PLOT_KINDS
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import NotFound, StoreError
@@ -191,7 +191,32 @@ def compare_page(request: Request, user: PageUser, session: SessionDep, ids: str
         except StoreError as exc:
             error = str(exc)
     code = 200 if error is None else (404 if "exist" in error else 422)
-    return render(request, "compare.html", user, code, ids=ids, doc=doc, exps=exps, error=error)
+    overlay_ids = ",".join(str(e.id) for e in exps[: reports.MAX_COMPARE_PLOT])
+    return render(request, "compare.html", user, code, ids=ids, doc=doc, exps=exps, error=error,
+                  overlay_ids=overlay_ids, overlay_version=_overlay_version(exps))  # fmt: skip
+
+
+def _overlay_version(exps) -> str:
+    """Changes when any run has new rows or a new status: the overlays' cache buster."""
+    return "-".join(
+        f"{e.progress['epoch']}.{e.progress['task']}.{e.status.value}.{e.attempts}" for e in exps
+    )
+
+
+@router.get("/compare/plot.png")
+def compare_plot(
+    request: Request, user: PageUser, session: SessionDep, ids: str = "", kind: str = "accuracy"
+) -> Response:
+    """The compare page's overlays: `GET /v1/experiments/compare/plot.png`'s twin."""
+    if kind not in COMPARE_PLOT_KINDS:
+        raise HTTPException(404, f"kind must be one of {', '.join(COMPARE_PLOT_KINDS)}")
+    try:
+        png = reports.compare_plot(session, reports.plot_cache(request.app.state), ids, kind)
+    except plots.NothingToPlot as exc:
+        raise HTTPException(409, str(exc)) from None
+    except StoreError as exc:
+        raise HTTPException(404 if isinstance(exc, NotFound) else 422, str(exc)) from None
+    return Response(png, media_type="image/png", headers={"Cache-Control": "no-cache"})
 
 
 @router.get("/sweeps/{sweep_id}", response_class=HTMLResponse)
