@@ -1,0 +1,194 @@
+"""A job's captured log (`store.logs`), as the API gives it: a page of JSON, the whole log as
+text, or a stream of server-sent events that follows the job until its log is complete.
+
+The stream reads the database only when the process's shared poller saw its job's mark
+change (its status or its newest line: `api.services.change_watch` with
+`store.logs.marks`), and sends
+
+- `line` — one line {"id", "attempt", "level", "time", "message"}, its id the line's id;
+- `end` — {"status"} once the job has finished and its log is complete; then it closes.
+
+A client reconnecting with `Last-Event-ID` (or `after`) gets only the lines after it. A
+stream lasts at most `EWC_EVENTS_MAX_S` seconds (the client reconnects); a comment is sent
+every `KEEPALIVE_S` seconds so proxies keep it open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import PlainTextResponse, StreamingResponse
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
+
+from api.services.change_watch import ChangeWatch
+from api.services.events import KEEPALIVE_S, POLL_S, RETRY_MS, format_event
+from common.schemas_logs import LogLineOut, LogPage
+from store import experiments, logs
+from store.models import Experiment
+from store.records import ExperimentLog
+
+#: Lines one page (or one read of a stream) holds at most.
+PAGE_MAX = 5000
+#: Lines of a page when `limit` is not given.
+PAGE_DEFAULT = 1000
+
+
+def line_out(row: ExperimentLog) -> LogLineOut:
+    return LogLineOut(
+        id=row.id, attempt=row.attempt, level=row.level, time=row.created_at, message=row.message
+    )
+
+
+def read_page(session: Session, experiment: Experiment, after: int, limit: int) -> LogPage:
+    """The lines after `after`, and whether they end the log. Completeness is read before
+    the lines: a log seen complete has all its lines committed, so none is missed."""
+    complete = logs.is_complete(session, experiment)
+    rows = logs.read_lines(session, experiment.id, after, limit)
+    return LogPage(
+        lines=[line_out(r) for r in rows],
+        next_after=rows[-1].id if rows else after,
+        finished=complete and len(rows) < limit,
+    )
+
+
+def text_response(session: Session, experiment: Experiment, after: int) -> PlainTextResponse:
+    """The whole log (after `after`) as text/plain, one line per line (bounded by the
+    worker's cap, so read at once)."""
+    parts: list[str] = []
+    while True:
+        rows = logs.read_lines(session, experiment.id, after, PAGE_MAX)
+        parts.extend(line_out(r).text() + "\n" for r in rows)
+        if len(rows) < PAGE_MAX:
+            break
+        after = rows[-1].id
+    return PlainTextResponse(
+        "".join(parts),
+        headers={"Content-Disposition": f'inline; filename="experiment-{experiment.id}.log"'},
+    )
+
+
+def parse_after(value: str | None) -> int | None:
+    """A Last-Event-ID as a line id (None when absent or not a plain ASCII number)."""
+    if value is None or not value.isascii() or not value.isdigit() or len(value) > 12:
+        return None
+    return int(value)
+
+
+def poll_once(
+    factory: sessionmaker[Session], experiment_id: int, after: int
+) -> tuple[list[LogLineOut], str | None]:
+    """The lines after `after` and, when the log is complete with them, the job's status."""
+    with factory() as session:
+        try:
+            exp = experiments.get_experiment(session, experiment_id)
+        except experiments.ExperimentNotFound:
+            return [], "deleted"
+        page = read_page(session, exp, after, PAGE_MAX)
+        return page.lines, exp.status.value if page.finished else None
+
+
+async def log_stream(
+    factory: sessionmaker[Session],
+    experiment_id: int,
+    *,
+    after: int = 0,
+    is_disconnected: Callable[[], Awaitable[bool]] | None = None,
+    poll_s: float = POLL_S,
+    max_s: float | None = None,
+    watch: ChangeWatch | None = None,
+) -> AsyncIterator[str]:
+    """SSE text of the job's log lines after `after`, until the log is complete, the client
+    goes away, or `max_s` seconds have passed (see the module)."""
+    opened = time.monotonic()
+    news = watch.watch(experiment_id) if watch is not None else None
+    try:
+        yield f"retry: {RETRY_MS}\n\n"
+        last_sent = time.monotonic()
+        while True:
+            if news is not None:
+                news.clear()  # before reading: a change seen meanwhile sets it again
+            lines, ended = await run_in_threadpool(poll_once, factory, experiment_id, after)
+            for line in lines:
+                after = line.id
+                yield format_event("line", line.model_dump(mode="json"), str(line.id))
+            if lines:
+                last_sent = time.monotonic()
+            if ended is not None:
+                yield format_event("end", {"status": ended}, str(after))
+                return
+            if lines and len(lines) == PAGE_MAX:
+                continue  # more waiting: read on at once
+            if time.monotonic() - last_sent >= KEEPALIVE_S:
+                yield ": keepalive\n\n"
+                last_sent = time.monotonic()
+            if is_disconnected is not None and await is_disconnected():
+                return
+            now = time.monotonic()
+            if max_s is not None and now - opened >= max_s:
+                return
+            if news is None:
+                await asyncio.sleep(poll_s)
+                continue
+            wait = KEEPALIVE_S - (now - last_sent)
+            if max_s is not None:
+                wait = min(wait, max_s - (now - opened))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(news.wait(), timeout=max(0.0, wait))
+    finally:
+        if news is not None and watch is not None:
+            watch.unwatch(experiment_id, news)
+
+
+def _watch(request: Request, poll_s: float) -> ChangeWatch:
+    """The app's shared poller of open log streams (created with the first one)."""
+    state = request.app.state
+    watch = getattr(state, "log_watch", None)
+    if watch is None:
+        factory = getattr(state, "read_session_factory", state.session_factory)
+        watch = state.log_watch = ChangeWatch(factory, poll_s, logs.marks)
+    return watch
+
+
+def sse_response(request: Request, experiment_id: int, after: int) -> StreamingResponse:
+    """The streaming response of a job's log (shared with the dashboard)."""
+    state = request.app.state
+    poll_s = getattr(state, "events_poll_s", POLL_S)
+    return StreamingResponse(
+        log_stream(
+            getattr(state, "read_session_factory", state.session_factory),
+            experiment_id,
+            after=after,
+            is_disconnected=request.is_disconnected,
+            poll_s=poll_s,
+            max_s=state.settings.events_max_s,
+            watch=_watch(request, poll_s),
+        ),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def wants_stream(request: Request, follow: bool) -> bool:
+    """`?follow=true`, or an `Accept` that asks for server-sent events."""
+    return follow or "text/event-stream" in request.headers.get("accept", "")
+
+
+def page_context(
+    session: Session, experiment: Experiment, limit: int = PAGE_DEFAULT
+) -> dict[str, Any]:
+    """The experiment page's Logs section: its last `limit` lines (and whether older ones
+    were left out), the id to follow from, and whether to follow."""
+    shown = [line_out(r) for r in logs.last_lines(session, experiment.id, limit)]
+    total = logs.count(session, experiment.id).lines if len(shown) == limit else len(shown)
+    return {
+        "log_lines": shown,
+        "log_older": total - len(shown),
+        "log_after": shown[-1].id if shown else 0,
+        "log_follow": not logs.is_complete(session, experiment),
+    }
