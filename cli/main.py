@@ -6,6 +6,7 @@ from __future__ import annotations
 import typer
 
 from cli import admin, artifacts, datasets, jobs, login, logs, manage, service, sweep, webhooks
+from cli.compare import register as register_compare
 from cli.run import run as run_command
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ datasets.register(app)
 logs.register(app)
 manage.register(app)
 webhooks.register(app)
+register_compare(app)
 
 
 def main() -> None:
