@@ -12,7 +12,9 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+from rich.table import Table
 
+from cli.output import Output, emit, rows_table
 from common.logs import configure_logging
 from common.settings import get_settings
 
@@ -122,17 +124,24 @@ def users_create(
     typer.echo(token)
 
 
+def _when(value) -> str:
+    return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
 @users_app.command("list")
-def users_list() -> None:
+def users_list(output: Output = None) -> None:
     """List users: id, name, admin, created."""
     from store import users
 
-    rows = _run(lambda s: [(u.id, u.name, u.is_admin, u.created_at) for u in users.list_users(s)])
-    typer.echo(f"{'ID':>4}  {'NAME':<24} {'ADMIN':<5}  CREATED")
-    for user_id, name, is_admin, created in rows:
-        typer.echo(
-            f"{user_id:>4}  {name:<24} {'yes' if is_admin else 'no':<5}  {created:%Y-%m-%d %H:%M}"
-        )
+    rows = _run(lambda s: [{"id": u.id, "name": u.name, "is_admin": u.is_admin,
+                            "created_at": _iso(u.created_at)} for u in users.list_users(s)])  # fmt: skip
+    shown = [{**r, "is_admin": "yes" if r["is_admin"] else "no", "created_at": r["created_at"]
+              and r["created_at"][:16].replace("T", " ")} for r in rows]  # fmt: skip
+    emit(rows, output, table=rows_table(shown))
 
 
 @tokens_app.command("create")
@@ -148,6 +157,7 @@ def tokens_create(name: Annotated[str, typer.Argument(help="User name.")]) -> No
 @tokens_app.command("list")
 def tokens_list(
     user: Annotated[str | None, typer.Option("--user", help="Only this user's tokens.")] = None,
+    output: Output = None,
 ) -> None:
     """List tokens: id, user, first 6 characters, created, last used, revoked, and whether
     it is the admin token managed from EWC_ADMIN_TOKEN (never the token itself)."""
@@ -158,23 +168,21 @@ def tokens_list(
         return [
             (
                 t.id, t.user.name, users.shown_prefix(t), t.created_at, t.last_used_at,
-                t.revoked_at, "EWC_ADMIN_TOKEN" if users.is_managed(t) else "-",
+                t.revoked_at, "EWC_ADMIN_TOKEN" if users.is_managed(t) else None,
             )
             for t in users.list_tokens(session, owner)
         ]  # fmt: skip
 
-    def when(value) -> str:
-        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
-
-    typer.echo(
-        f"{'ID':>4}  {'USER':<16} {'PREFIX':<8} {'CREATED':<16}  {'LAST USED':<16}  "
-        f"{'REVOKED':<16}  FROM"
-    )
-    for token_id, name, prefix, created, used, revoked, source in _run(rows):
-        typer.echo(
-            f"{token_id:>4}  {name:<16} {prefix:<8} {when(created):<16}  "
-            f"{when(used):<16}  {when(revoked):<16}  {source}"
-        )
+    found = _run(rows)
+    keys = ("id", "user", "prefix", "created_at", "last_used_at", "revoked_at", "from")
+    doc = [dict(zip(keys, (i, n, p, _iso(c), _iso(u), _iso(r), f), strict=True))
+           for i, n, p, c, u, r, f in found]  # fmt: skip
+    table = Table()
+    for col in ("id", "user", "prefix", "created", "last used", "revoked", "from"):
+        table.add_column(col)
+    for i, n, p, c, u, r, f in found:
+        table.add_row(str(i), n, p, _when(c), _when(u), _when(r), f or "-")
+    emit(doc, output, table=table)
 
 
 @tokens_app.command("revoke")

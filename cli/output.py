@@ -83,7 +83,7 @@ def _columns(rows: Sequence[Mapping[str, Any]], columns: Iterable[str] | None) -
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str)
+    return json.dumps(data, indent=2, default=str, ensure_ascii=False)
 
 
 def to_csv(rows: Any, columns: Iterable[str] | None = None) -> str:
