@@ -106,7 +106,8 @@ def owner_names(session: Session, webhooks: list[Webhook]) -> dict[int, str]:
     ids = {w.owner_id for w in webhooks}
     if not ids:
         return {}
-    return dict(session.execute(select(User.id, User.name).where(User.id.in_(ids))).tuples())
+    rows = session.execute(select(User.id, User.name).where(User.id.in_(ids))).all()
+    return {user_id: name for user_id, name in rows}
 
 
 def get_webhook(session: Session, webhook_id: int, owner_id: int | None = None) -> Webhook:
