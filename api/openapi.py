@@ -30,6 +30,7 @@ _PROBLEMS = "#/components/schemas/ProblemList"
 TAGS: list[dict[str, str]] = [
     {"name": "experiments", "description": "Submit, read, list and cancel experiments."},
     {"name": "events", "description": "Live progress as server-sent events."},
+    {"name": "logs", "description": "A job's captured log lines and traceback, followed live."},
     {"name": "reports", "description": "Plots, comparison and exports of stored metrics."},
     {"name": "artifacts", "description": "Models, checkpoints and TensorBoard files."},
     {"name": "sweeps", "description": "Hyper-parameter grids and their statistics."},
