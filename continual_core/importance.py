@@ -5,7 +5,9 @@ learner builds each estimator its methods name once per run (so compiled functio
 traced once) and estimates once per task and (estimator, samples), whichever methods ask.
 
 An estimator is a class built as `Estimator(model, spec)` with
-`estimate(x, y, task, samples) -> list[tf.Tensor]` (one tensor per trainable variable).
+`estimate(x, y, task, samples) -> list[tf.Tensor]` (one tensor per trainable variable), and
+`reuse(fresh)` when a worker may keep it for another job of the same graph (it takes the
+fresh estimator's Python side; without it the learner is never reused).
 `ESTIMATORS` names the built-in ones; a method may bring its own class instead of a name.
 """
 
@@ -36,6 +38,10 @@ class FisherImportance:
     def __init__(self, model: keras.Model, spec: Any):
         self.spec = spec
         self.diagonal = FisherDiagonal(model, spec.fisher, head_layout(spec))
+
+    def reuse(self, fresh: FisherImportance) -> None:
+        """For another job of the same graph: its spec (the seeds of the sample)."""
+        self.spec = fresh.spec
 
     def estimate(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
         rng = np.random.default_rng(seed_for(self.spec, task, 1))

@@ -20,6 +20,7 @@ import os
 import platform
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -34,6 +35,9 @@ from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
 from continual_core.tasks import Task, make_tasks, training_set
 
+if TYPE_CHECKING:
+    from continual_core.compiled import LearnerCache
+
 
 def train(
     spec: ExperimentSpec,
@@ -43,6 +47,7 @@ def train(
     checkpoint_dir: Path | None = None,
     resume: bool = True,
     deterministic: bool = True,
+    learners: LearnerCache | None = None,
 ) -> dict:
     """Train `spec` on its task stream and return the result (the shape of docs/architecture.md).
 
@@ -53,6 +58,9 @@ def train(
       final model to `model.keras`. With `resume`, the run continues after the latest
       task checkpoint found there, and ends exactly as an uninterrupted run would.
     - `deterministic`: turn on TensorFlow's op determinism (process-wide).
+    - `learners`: a worker's `continual_core.compiled.LearnerCache`: a learner compiled for
+      an earlier job of the same graph is re-initialised instead of built (same result,
+      bit for bit, without tracing again). None: a new learner.
 
     Raises `DatasetUnavailable`, `TrainingDiverged` (NaN/inf epoch loss), `StopRequested`,
     `CheckpointMismatch`.
@@ -65,7 +73,7 @@ def train(
 
     data = load_dataset(spec, Path(dataset_cache))
     tasks = make_tasks(spec, data)
-    learner = Learner(spec)
+    learner = learners.learner(spec) if learners is not None else Learner(spec)
     val_x, val_y, val_bounds = _stack(tasks, "val")
     test_x, test_y, test_bounds = _stack(tasks, "test")
     spec_json = spec.to_json_dict()

@@ -61,16 +61,21 @@ class AGEM(Method):
 
     name = "agem"
     Config = AGEMConfig
+    values = frozenset({"strategy"})
 
     def __init__(self, config: AGEMConfig, learner: Any):
         super().__init__(config, learner)
         self.model, self.weights = learner.model, learner.weights
-        self.reference_batch = int(learner.spec.batch_size)
+        #: examples of the reference batch (the spec's batch size), a variable: a job of
+        #: another batch size reuses the compiled step.
+        self.reference_batch = tf.Variable(
+            int(learner.spec.batch_size), dtype=tf.int32, trainable=False, name="agem_batch"
+        )
         self.memory = EpisodicMemory(config, learner.spec, learner.model.output_shape[-1])
 
     def reference_gradient(self) -> list[Any]:
         """g_ref: the gradient of the mean cross-entropy on a batch drawn from the memory."""
-        x, y = self.memory.sample(tf.constant(self.reference_batch, tf.int32))
+        x, y = self.memory.sample(self.reference_batch)
         with tf.GradientTape() as tape:
             logits = self.model(x, training=True)
             loss = tf.reduce_mean(
@@ -93,3 +98,7 @@ class AGEM(Method):
 
     def state(self) -> list[Any]:
         return self.memory.state
+
+    def reuse(self, fresh: Method) -> None:
+        super().reuse(fresh)
+        self.memory.reuse(fresh.memory)  # type: ignore[attr-defined]

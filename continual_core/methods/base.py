@@ -21,6 +21,13 @@ In Python, between steps:
                                      (importance, anchors, a buffer); numbers to report
     state() -> variables             checkpointed after every task, as a group named
                                      after the method (restored before a resume)
+
+Compiled once per worker (`continual_core.compiled`): a worker keeps a learner whose graph
+fits the next job and re-initialises it by assignment. A method takes part when it names
+`values`, the config fields that do not shape the graph (read in Python, or held in a
+variable the hooks read, never a Python number baked into the trace), and `reuse(fresh)`
+takes the Python side of the method a fresh learner built for the new job (the learner
+copies every variable). A method with `values = None` (the default) is never reused.
 """
 
 from __future__ import annotations
@@ -89,6 +96,9 @@ class Method:
     name: ClassVar[str]
     Config: ClassVar[type[MethodConfig]]
     estimators: ClassVar[tuple[str, ...]] = ()
+    #: Config fields that do not change the compiled graph (see the module docstring);
+    #: None: a learner with this method is never reused for another job.
+    values: ClassVar[frozenset[str] | None] = None
 
     def __init__(self, config: MethodConfig, learner: Any):
         """`learner` is the `Learner`: its `model`, `weights` (the trainable variables),
@@ -119,6 +129,11 @@ class Method:
 
     def state(self) -> list[Any]:
         return []
+
+    def reuse(self, fresh: Method) -> None:
+        """Become `fresh`, this method as a fresh learner built it for another job of the
+        same graph: the learner has copied every variable; take the Python side (config)."""
+        self.config = fresh.config
 
     @classmethod
     def consolidates(cls) -> bool:

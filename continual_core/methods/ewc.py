@@ -100,7 +100,8 @@ class ElasticWeightConsolidation:
     """Constant-memory EWC state (A = ΣF, B = ΣFθ*, c = ΣΣFθ*²) and its penalty."""
 
     def __init__(self, variables: Sequence[Any], lam: float):
-        self.lam = float(lam)
+        #: λ/2, a variable: the compiled step reads it, so a job of another λ reuses it.
+        self.half_lambda = tf.Variable(0.5 * float(lam), trainable=False, name="ewc_half_lambda")
         self.fisher_sum = [_zeros_like(v, "ewc_fisher_sum") for v in variables]
         self.fisher_theta_sum = [_zeros_like(v, "ewc_fisher_theta_sum") for v in variables]
         self.fisher_theta_sq_sum = tf.Variable(0.0, trainable=False, name="ewc_fisher_theta_sq_sum")
@@ -115,7 +116,7 @@ class ElasticWeightConsolidation:
         total = tf.convert_to_tensor(self.fisher_theta_sq_sum)
         for theta, a, b in zip(variables, self.fisher_sum, self.fisher_theta_sum):
             total += tf.reduce_sum(a * tf.square(theta) - 2.0 * b * theta)
-        return 0.5 * self.lam * total
+        return self.half_lambda * total
 
     def consolidate(self, fisher: Sequence[Any], variables: Sequence[Any]) -> None:
         """Add the finished task's quadratic: A += F, B += Fθ*, c += ΣFθ*² at θ* = `variables`."""
@@ -153,6 +154,7 @@ class EWC(Method):
     name = "ewc"
     Config = EWCConfig
     estimators = ("fisher",)
+    values = frozenset({"lambda_", "samples", "gamma", "normalize"})
 
     def __init__(self, config: EWCConfig, learner: Any):
         super().__init__(config, learner)

@@ -109,6 +109,7 @@ class FIM(Method):
     name = "fim"
     Config = FIMConfig
     estimators = ("fisher",)
+    values = frozenset({"threshold", "samples", "growth"})
 
     def __init__(self, config: FIMConfig, learner: Any):
         super().__init__(config, learner)
@@ -129,3 +130,7 @@ class FIM(Method):
 
     def state(self) -> list[Any]:
         return self.masking.state
+
+    def reuse(self, fresh: Method) -> None:
+        super().reuse(fresh)
+        self.masking.threshold = fresh.masking.threshold  # type: ignore[attr-defined]

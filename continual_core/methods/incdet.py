@@ -23,8 +23,8 @@ class IncDetConfig(MethodConfig):
 
 def incdet_clip(grads: Sequence[Any], threshold: float) -> list[Any]:
     """IncDet: scale each gradient element g by b / max(b, |g|) (b = `threshold`), so a
-    gradient larger than b in magnitude becomes ±b."""
-    b = tf.constant(threshold, tf.float32)
+    gradient larger than b in magnitude becomes ±b. `threshold`: a number or a variable."""
+    b = tf.convert_to_tensor(threshold, tf.float32)
     return [g * (b / tf.maximum(b, tf.abs(g))) for g in grads]
 
 
@@ -33,6 +33,12 @@ class IncDet(Method):
 
     name = "incdet"
     Config = IncDetConfig
+    values = frozenset({"threshold"})
+
+    def __init__(self, config: IncDetConfig, learner: Any):
+        super().__init__(config, learner)
+        #: b, a variable: a job of another threshold reuses the compiled step.
+        self.threshold = tf.Variable(float(config.threshold), trainable=False, name="incdet_threshold")
 
     def gradients(self, grads: Sequence[Any], step: Step) -> list[Any]:
-        return incdet_clip(grads, self.config.threshold)  # type: ignore[attr-defined]
+        return incdet_clip(grads, self.threshold)

@@ -62,6 +62,10 @@ class LwF(Method):
 
     name = "lwf"
     Config = LwFConfig
+    #: T stays a constant of the graph (a job of another T compiles its own): with T a
+    #: variable the step's gradient differs in the last bits from the constant-T one that
+    #: every earlier result was computed with (grappler folds the constant divisions).
+    values = frozenset({"alpha"})
 
     def __init__(self, config: LwFConfig, learner: Any):
         super().__init__(config, learner)
@@ -74,9 +78,11 @@ class LwF(Method):
         #: 0 until a task has ended (no old model yet), then the number of finished tasks.
         self.finished = tf.Variable(0, dtype=tf.int32, trainable=False, name="lwf_finished")
         self.groups = head_units(learner.spec)
+        #: α, a variable: a job of another α reuses the compiled step.
+        self.alpha = tf.Variable(float(config.alpha), trainable=False, name="lwf_alpha")
 
     def penalty(self, step: Step) -> Any:
-        alpha, temperature = float(self.config.alpha), float(self.config.temperature)  # type: ignore[attr-defined]
+        alpha, temperature = self.alpha, float(self.config.temperature)  # type: ignore[attr-defined]
 
         def distil() -> Any:
             old_logits = tf.stop_gradient(self.old(step.x, training=False))

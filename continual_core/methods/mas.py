@@ -102,6 +102,10 @@ class MASImportance:
         assert total is not None
         return [t / float(n) for t in total]
 
+    def reuse(self, fresh: MASImportance) -> None:
+        """For another job of the same graph: its spec (the seed of the sample)."""
+        self.spec = fresh.spec
+
     def estimate(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[Any]:
         rng = np.random.default_rng(seed_for(self.spec, task, 1))
         idx = rng.choice(len(x), size=samples, replace=samples > len(x))
@@ -125,7 +129,8 @@ class MemoryAwareSynapses:
     latest finished task), one pair per variable."""
 
     def __init__(self, variables: Sequence[Any], lam: float):
-        self.lam = float(lam)
+        #: λ, a variable: the compiled step reads it, so a job of another λ reuses it.
+        self.lam = tf.Variable(float(lam), trainable=False, name="mas_lambda")
         self.omega = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False, name="mas_omega")
                       for v in variables]  # fmt: skip
         self.anchor = [tf.Variable(tf.zeros(v.shape, tf.float32), trainable=False, name="mas_anchor")
@@ -154,6 +159,7 @@ class MAS(Method):
     name = "mas"
     Config = MASConfig
     estimators = (MASImportance,)  # type: ignore[assignment]
+    values = frozenset({"lambda_", "samples"})
 
     def __init__(self, config: MASConfig, learner: Any):
         super().__init__(config, learner)

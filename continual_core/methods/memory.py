@@ -141,6 +141,10 @@ class EpisodicMemory:
         """Every variable of the memory, the sampler's state included (for checkpoints)."""
         return [self.images, self.labels, self.count, self.seen, self.sampler.state]
 
+    def reuse(self, fresh: EpisodicMemory) -> None:
+        """For another job of the same graph (same capacity): its spec and strategy."""
+        self.strategy, self.spec = fresh.strategy, fresh.spec
+
     def start_task(self, task: int) -> None:
         """The sampler restarts from its (seed, task) state."""
         self.sampler.reset_from_seed(seed_for(self.spec, task, SAMPLE_STREAM))

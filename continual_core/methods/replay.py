@@ -50,6 +50,7 @@ class Replay(Method):
 
     name = "replay"
     Config = ReplayConfig
+    values = frozenset({"strategy", "ratio"})
 
     def __init__(self, config: ReplayConfig, learner: Any):
         super().__init__(config, learner)
@@ -76,3 +77,7 @@ class Replay(Method):
 
     def state(self) -> list[Any]:
         return self.memory.state
+
+    def reuse(self, fresh: Method) -> None:
+        super().reuse(fresh)
+        self.memory.reuse(fresh.memory)  # type: ignore[attr-defined]

@@ -71,7 +71,9 @@ class PathIntegral:
     """SI's state and math: ω (this task's path integral), Ω (importance), θ* (anchor)."""
 
     def __init__(self, variables: Sequence[Any], c: float, xi: float):
-        self.c, self.xi = float(c), float(xi)
+        #: c, a variable: the compiled step reads it, so a job of another c reuses it.
+        self.c = tf.Variable(float(c), trainable=False, name="si_c")
+        self.xi = float(xi)
         zeros = [tf.zeros(v.shape, tf.float32) for v in variables]
         self.omega = [tf.Variable(z, trainable=False, name="si_omega") for z in zeros]
         self.importance = [tf.Variable(z, trainable=False, name="si_importance") for z in zeros]
@@ -119,6 +121,7 @@ class SI(Method):
 
     name = "si"
     Config = SIConfig
+    values = frozenset({"c", "normalize", "xi"})
 
     def __init__(self, config: SIConfig, learner: Any):
         super().__init__(config, learner)
@@ -141,3 +144,7 @@ class SI(Method):
 
     def state(self) -> list[Any]:
         return self.path.state
+
+    def reuse(self, fresh: Method) -> None:
+        super().reuse(fresh)
+        self.path.xi = fresh.path.xi  # type: ignore[attr-defined]
