@@ -47,7 +47,7 @@ def test_every_422_is_the_problem_list_and_no_title_collides(document):
 
 def test_operation_ids_are_chosen_unique_and_tagged(document):
     ids = [op["operationId"] for _, _, op in operations(document)]
-    assert len(ids) == len(set(ids)) == 22
+    assert len(ids) == len(set(ids)) >= 22  # more as features land (logs, datasets, ...)
     assert all(re.fullmatch(r"[a-z]+(_[a-z]+)*", i) for i in ids), ids
     assert {"submit_experiment", "list_experiments", "download_artifact", "compare_experiments",
             "list_sweeps", "healthz"} <= set(ids)  # fmt: skip
