@@ -97,11 +97,13 @@ class Client(DatasetsMixin, LogsMixin, ManageMixin, WebhooksMixin):
     # Experiments -----------------------------------------------------------------------
 
     def submit(self, spec: ExperimentSpec | dict[str, Any], **fields: Any) -> ExperimentOut:
-        """Queue an experiment; `fields` (name, tags, priority, device, ...) join the spec.
-        The server checks it (`ApiError` 422 with each problem)."""
+        """Queue an experiment; `fields` (name, tags, priority, device, ...) join the spec,
+        `project=` files it there (default: your user name). The server checks it
+        (`ApiError` 422 with each problem)."""
         body = spec.to_json_dict() if isinstance(spec, ExperimentSpec) else dict(spec)
+        params = _query(project=fields.pop("project", None))
         body.update(fields)
-        return self._model(ExperimentOut, "POST", "/v1/experiments", json=body)
+        return self._model(ExperimentOut, "POST", "/v1/experiments", json=body, params=params)
 
     def get(self, experiment_id: int) -> ExperimentOut:
         return self._model(ExperimentOut, "GET", f"/v1/experiments/{experiment_id}")
@@ -116,18 +118,21 @@ class Client(DatasetsMixin, LogsMixin, ManageMixin, WebhooksMixin):
     def page(
         self, *, filter: str | None = None, order_by: str | None = None,
         status: str | None = None, tag: str | None = None, owner: str | None = None,
-        limit: int = 50, cursor: str | None = None,
+        limit: int = 50, cursor: str | None = None, project: str | None = None,
+        archived: bool = False,
     ) -> ExperimentPage:  # fmt: skip
         """One page of experiments matching `filter`, sorted by `order_by` (the grammar of
-        docs/filters.md; default newest first); `next_cursor` continues it."""
+        docs/filters.md; default newest first); `next_cursor` continues it. Archived runs
+        only with `archived=True`."""
         params = _query(filter=filter, order_by=order_by, status=status, tag=tag, owner=owner,
-                        limit=limit, cursor=cursor)  # fmt: skip
+                        limit=limit, cursor=cursor, project=project,
+                        archived="true" if archived else None)  # fmt: skip
         return self._model(ExperimentPage, "GET", "/v1/experiments", params=params)
 
     def runs(
         self, *, filter: str | None = None, order_by: str | None = None,
         status: str | None = None, tag: str | None = None, owner: str | None = None,
-        page_size: int = MAX_PAGE,
+        page_size: int = MAX_PAGE, project: str | None = None, archived: bool = False,
     ) -> Iterator[ExperimentOut]:  # fmt: skip
         """Every experiment matching `filter` (e.g. "params.ewc.lambda > 10 and status =
         'succeeded'"), in `order_by` order ("metrics.average_accuracy desc"; default newest
@@ -136,7 +141,8 @@ class Client(DatasetsMixin, LogsMixin, ManageMixin, WebhooksMixin):
         cursor = None
         while True:
             page = self.page(filter=filter, order_by=order_by, status=status, tag=tag,
-                             owner=owner, limit=page_size, cursor=cursor)  # fmt: skip
+                             owner=owner, limit=page_size, cursor=cursor, project=project,
+                             archived=archived)  # fmt: skip
             yield from page.items
             if page.next_cursor is None:
                 return
