@@ -121,6 +121,8 @@ def submit(
     tag: Annotated[list[str] | None, typer.Option("--tag", help="A tag (repeatable).")] = None,
     priority: Annotated[int, typer.Option("--priority", help="Higher runs first.")] = 0,
     device: Annotated[str, typer.Option("--device", help='"gpu", "cpu" or "any".')] = "any",
+    project: Annotated[str | None, typer.Option("--project", show_default=False,
+                       help="File it in this project (default: your user name).")] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Follow progress until it ends; exit 0 "
                     "succeeded, 3 failed, 4 cancelled, 5 timed out.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0, show_default=False,
@@ -139,7 +141,7 @@ def submit(
         extra["tags"] = tag
     spec = flags.to_spec(spec_file=spec_file, extra=extra)
     client = Client(url, token)
-    exp = client.submit(spec).model_dump(mode="json")
+    exp = client.submit(spec, project=project).model_dump(mode="json")
     err_console.print(f"submitted experiment [bold]#{exp['id']}[/bold] ({exp['status']})")
     if wait:
         try:
@@ -256,6 +258,8 @@ def list_experiments(
     status_: Annotated[str | None, typer.Option("--status", help="Only this status.")] = None,
     tag: Annotated[str | None, typer.Option("--tag", help="Only with this tag.")] = None,
     owner: Annotated[str | None, typer.Option("--owner", help="Only this owner.")] = None,
+    project: Annotated[str | None, typer.Option("--project", help="Only this project.")] = None,
+    archived: Annotated[bool, typer.Option("--archived", help="Archived runs too.")] = False,
     limit: Annotated[int, typer.Option("--limit", min=1, max=200, help="Runs per page.")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Every matching run, page after page.")] = False,
     cursor: Annotated[str | None, typer.Option("--cursor", show_default=False, help="Continue "
@@ -267,11 +271,12 @@ def list_experiments(
     profile: Profile = None,
 ) -> None:
     """List experiments, newest first or by --order-by, those matching --filter (and
-    --status, --tag, --owner), one page (--limit, --cursor) or --all. A bad filter is
-    refused with where it went wrong."""
+    --status, --tag, --owner, --project; archived ones only with --archived), one page
+    (--limit, --cursor) or --all. A bad filter is refused with where it went wrong."""
     client = Client(url, token)
     query = {"filter": filter_ or None, "order_by": order_by or None,
-             "status": status_ or None, "tag": tag or None, "owner": owner or None}
+             "status": status_ or None, "tag": tag or None, "owner": owner or None,
+             "project": project or None, "archived": archived}
     if all_:
         if cursor:
             raise fail("--all starts at the first page; leave out --cursor")
