@@ -171,9 +171,11 @@ def status(
 ) -> None:
     """Show an experiment's status and progress."""
     exp = Client(url, token).get(experiment_id).model_dump(mode="json")
-    if output or as_json:
-        emit(exp, output, as_json=as_json, rows=[flat(exp)], columns=COLUMNS)
-        return
+    emit(exp, output, as_json=as_json, rows=[flat(exp)], columns=COLUMNS,
+         table=lambda: _print_status(exp))  # fmt: skip
+
+
+def _print_status(exp: dict) -> None:
     table = Table(show_header=False, title=f"Experiment #{exp['id']}", title_justify="left")
     table.add_column("field")
     table.add_column("value")
@@ -223,11 +225,8 @@ def results(
         err_console.print(f"saved the {kind} plot of #{experiment_id} to {plot} ({size} bytes)")
         return
     metrics = client.metrics(experiment_id).model_dump(mode="json")
-    if output or as_json:
-        emit(metrics, output, as_json=as_json, rows=metrics.get("epochs") or [],
-             table=lambda: _print_results(metrics, client.get(experiment_id).model_dump(mode="json")))  # fmt: skip
-        return
-    _print_results(metrics, client.get(experiment_id).model_dump(mode="json"))
+    emit(metrics, output, as_json=as_json, rows=metrics.get("epochs") or [],
+         table=lambda: _print_results(metrics, client.get(experiment_id).model_dump(mode="json")))  # fmt: skip
 
 
 def cancel(
@@ -284,10 +283,8 @@ def list_experiments(
         page = {"items": items, "next_cursor": None}
     else:
         page = client.page(**query, limit=limit, cursor=cursor).model_dump(mode="json")
-    if output or as_json:
-        emit(page, output, as_json=as_json, rows=[flat(e) for e in page["items"]], columns=COLUMNS)
-        return
-    _print_list(page)
+    emit(page, output, as_json=as_json, rows=[flat(e) for e in page["items"]], columns=COLUMNS,
+         table=lambda: _print_list(page))  # fmt: skip
 
 
 def _print_list(page: dict) -> None:
