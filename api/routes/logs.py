@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import Response
 
 from api.deps import MAX_ID, CurrentUser, ExperimentId, SessionDep
-from api.errors import SpecProblems
 from api.openapi import text_body
 from api.schemas import ErrorMessage, ProblemList
 from api.services import logs as log_service
@@ -61,24 +60,12 @@ def get_logs(
         Literal["json", "text"], Query(description="`text`: the whole log as text/plain")
     ] = "json",
     last_event_id: Annotated[str | None, Header()] = None,
-) -> LogPage | PlainTextResponse | StreamingResponse:
+) -> LogPage | Response:
     """The job's log lines (its loggers, TensorFlow's warnings, a failure's traceback), in
     the order the worker wrote them, each with its attempt. JSON: up to `limit` lines after
     `after`, `next_after` to continue, `finished` once the job has ended and nothing more
     will come. `follow=true` (or `Accept: text/event-stream`): `line` events as they are
     stored, then `end`; resumes after `Last-Event-ID`. `format=text`: the log as text."""
     experiment = experiments.get_experiment(session, experiment_id)
-    stream = log_service.wants_stream(request, follow)
-    if format == "text":
-        if follow:
-            raise SpecProblems(
-                [("format", "format=text is the whole log at once; follow=true streams events")]
-            )
-        return log_service.text_response(session, experiment, after)
-    if stream:
-        resumed = log_service.parse_after(last_event_id)
-        # End the request's transaction now: the stream may last hours, and on SQLite an
-        # open transaction holds the write lock the worker needs.
-        session.commit()
-        return log_service.sse_response(request, experiment_id, max(after, resumed or 0))
-    return log_service.read_page(session, experiment, after, limit)
+    return log_service.answer(request, session, experiment, after=after, limit=limit,
+                              follow=follow, text=format == "text")  # fmt: skip

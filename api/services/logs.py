@@ -22,10 +22,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
+from api.errors import SpecProblems
 from api.services.change_watch import ChangeWatch
 from api.services.events import KEEPALIVE_S, POLL_S, RETRY_MS, format_event
 from common.schemas_logs import LogLineOut, LogPage
@@ -174,9 +175,31 @@ def sse_response(request: Request, experiment_id: int, after: int) -> StreamingR
     )
 
 
-def wants_stream(request: Request, follow: bool) -> bool:
-    """`?follow=true`, or an `Accept` that asks for server-sent events."""
-    return follow or "text/event-stream" in request.headers.get("accept", "")
+def answer(
+    request: Request,
+    session: Session,
+    experiment: Experiment,
+    *,
+    after: int = 0,
+    limit: int = PAGE_DEFAULT,
+    follow: bool = False,
+    text: bool = False,
+) -> LogPage | Response:
+    """The answer of a logs route (the v1 one and the dashboard's): the text, the stream
+    (`follow`, or `Accept: text/event-stream`; resumed after `Last-Event-ID`), or a page."""
+    if text:
+        if follow:
+            raise SpecProblems(
+                [("format", "format=text is the whole log at once; follow=true streams events")]
+            )
+        return text_response(session, experiment, after)
+    if follow or "text/event-stream" in request.headers.get("accept", ""):
+        resumed = parse_after(request.headers.get("last-event-id"))
+        # End the request's transaction now: the stream may last hours, and on SQLite an
+        # open transaction holds the write lock the worker needs.
+        session.commit()
+        return sse_response(request, experiment.id, max(after, resumed or 0))
+    return read_page(session, experiment, after, limit)
 
 
 def page_context(

@@ -39,7 +39,8 @@ LOGIN_PATH = "/ui/login"
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 STATIC_DIR = BASE_DIR / "static"
-STATIC_FILES = {"style.css": "text/css", "dashboard.js": "text/javascript"}
+STATIC_FILES = {"style.css": "text/css", "dashboard.js": "text/javascript",
+                "logs.js": "text/javascript"}  # fmt: skip
 
 
 @router.get("/static/{name}", response_model=None)

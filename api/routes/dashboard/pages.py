@@ -14,9 +14,10 @@ from fastapi import HTTPException, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from api import parsing, plots
-from api.deps import ExperimentId, SessionDep, SettingsDep, SweepId
+from api.deps import MAX_ID, ExperimentId, SessionDep, SettingsDep, SweepId
 from api.routes.dashboard.common import PageUser, experiment_or_404, make_router, render
 from api.services import artifacts as artifact_service
+from api.services import logs as log_service
 from api.services import reports, runs
 from api.services import sweeps as sweep_service
 from api.services.events import sse_response
@@ -130,8 +131,21 @@ def experiment_page(
         request, "experiment.html", user, exp=exp, doc=doc,
         num_tasks=max([exp.num_tasks] + [len(r["val_accuracy"]) for r in doc["epochs"]]),
         **artifact_service.listing_for_page(session, settings, exp.id),
+        **log_service.page_context(session, exp),
         spec_rows=sorted(reports.flatten(exp.spec or {}).items()),
     )  # fmt: skip
+
+
+@router.get("/experiments/{experiment_id}/logs", response_model=None)
+def experiment_logs(
+    request: Request, experiment_id: ExperimentId, user: PageUser, session: SessionDep,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0, follow: bool = False, format: str = "json",
+) -> Response:  # fmt: skip
+    """The Logs section's twin of `GET /v1/experiments/{id}/logs` (JSON, text, stream)."""
+    exp = experiment_or_404(session, experiment_id)
+    got = log_service.answer(request, session, exp, after=after, follow=follow,
+                             text=format == "text")  # fmt: skip
+    return got if isinstance(got, Response) else JSONResponse(got.model_dump(mode="json"))
 
 
 @router.get("/experiments/{experiment_id}/plots/{kind}.png")
