@@ -99,6 +99,38 @@ def list_artifacts(
          columns=["path", "kind", "size", "files", "modified", "url"])  # fmt: skip
 
 
+@artifacts_app.command("init")
+def init(
+    wait: Annotated[float, typer.Option(
+        "--wait", help="Seconds to wait for an object store that does not answer yet.")] = 60.0,
+) -> None:
+    """Create the artifact store's bucket (s3://bucket/...) or folder unless it exists."""
+    import time
+
+    from common.storage import StorageError, StorageUnavailable
+
+    store = get_settings().artifact_store()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            if store.is_local:
+                store.check()  # creates the folder, checks it is writable
+                typer.echo(f"artifacts folder {store.url_for()} is ready")
+                return
+            created = store.ensure_bucket()
+            break
+        except StorageUnavailable as exc:
+            if time.monotonic() >= deadline:
+                typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+                raise typer.Exit(1) from None
+            time.sleep(1.0)
+        except StorageError as exc:  # its message holds no credential
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(1) from None
+    state = "created" if created else "already exists"
+    typer.echo(f"bucket s3://{store.bucket} {state} (artifacts at {store.url_for()})")
+
+
 def register(app: typer.Typer) -> None:
     """Add `ewc artifacts ...` to the `ewc` app."""
     app.add_typer(artifacts_app, name="artifacts")

@@ -158,6 +158,27 @@ class S3Store(ArtifactStore):
         with self._errors("check", ""):
             self.client.head_bucket(Bucket=self.bucket)
 
+    def ensure_bucket(self) -> bool:
+        """Create the bucket unless it exists (idempotent; another process creating it at the
+        same moment is fine). True when this call created it. Outside us-east-1 it is
+        created in the client's region (AWS_DEFAULT_REGION / AWS_REGION)."""
+        try:
+            self.check()
+            return False
+        except NotInStore:  # head_bucket: 404, no such bucket
+            pass
+        region = self.client.meta.region_name
+        where = {} if region in (None, "", "us-east-1", "aws-global") else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        try:
+            with self._errors("create_bucket", ""):
+                self.client.create_bucket(Bucket=self.bucket, **where)
+        except StorageError as exc:
+            if exc.detail.startswith("BucketAlreadyOwnedByYou"):
+                return False
+            raise
+        return True
+
     # Objects -----------------------------------------------------------------------------
 
     def put_file(self, key: str, src: Path) -> ObjectInfo:
