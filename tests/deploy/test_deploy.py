@@ -28,7 +28,8 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 #: What the README's .env recipe writes (compose refuses to start without them).
-DOTENV = {"POSTGRES_PASSWORD": "a-test-password", "EWC_ADMIN_TOKEN": "ewc_" + "x" * 40}
+DOTENV = {"POSTGRES_PASSWORD": "a-test-password", "EWC_ADMIN_TOKEN": "ewc_" + "x" * 40,
+          "MINIO_ROOT_PASSWORD": "a-minio-password"}
 
 
 def compose_binary() -> Path:
@@ -96,7 +97,7 @@ def test_a_broken_compose_file_is_rejected(tmp_path, old, new):
     assert done.returncode != 0
 
 
-@pytest.mark.parametrize("unset", ["POSTGRES_PASSWORD", "EWC_ADMIN_TOKEN"])
+@pytest.mark.parametrize("unset", ["POSTGRES_PASSWORD", "EWC_ADMIN_TOKEN", "MINIO_ROOT_PASSWORD"])
 def test_compose_refuses_to_start_without_the_password_or_the_admin_token(tmp_path, unset):
     # The README's recipe run where `python` is missing writes `POSTGRES_PASSWORD=`: refused.
     done = compose(
@@ -109,22 +110,25 @@ def test_compose_refuses_to_start_without_the_password_or_the_admin_token(tmp_pa
 def test_without_the_gpu_profile_no_gpu_service_exists(tmp_path):
     done = compose("config", "--services", tmp_path=tmp_path)  # `docker compose up`
     assert done.returncode == 0, done.stderr
-    assert set(done.stdout.split()) == {"postgres", "redis", "migrate", "api", "worker-cpu"}
+    assert set(done.stdout.split()) == {
+        "postgres", "redis", "minio", "migrate", "createbucket", "api", "worker-cpu"}
 
 
 def test_compose_services_are_wired_as_designed(tmp_path):
     done = compose("--profile", "gpu", "config", "--format", "json", tmp_path=tmp_path)
     assert done.returncode == 0, done.stderr
     services = json.loads(done.stdout)["services"]
-    assert set(services) == {"postgres", "redis", "migrate", "api", "worker-cpu", "worker-gpu"}
+    assert set(services) == {"postgres", "redis", "minio", "migrate", "createbucket", "api",
+                             "worker-cpu", "worker-gpu"}
     assert services["worker-gpu"]["profiles"] == ["gpu"]
-    for name in ("postgres", "redis", "api", "worker-cpu", "worker-gpu"):
+    for name in ("postgres", "redis", "minio", "api", "worker-cpu", "worker-gpu"):
         assert services[name]["healthcheck"]["test"], name
     assert "/healthz" in " ".join(services["api"]["healthcheck"]["test"])
     for worker in ("worker-cpu", "worker-gpu"):  # not the API's check: the heartbeat file
         assert "ewc-worker.alive" in " ".join(services[worker]["healthcheck"]["test"])
-    assert services["migrate"]["healthcheck"] == {"disable": True}
-    for name in ("api", "migrate"):  # the slim image, without TensorFlow
+    for name in ("migrate", "createbucket"):  # one-shots
+        assert services[name]["healthcheck"] == {"disable": True}
+    for name in ("api", "migrate", "createbucket"):  # the slim image, without TensorFlow
         assert services[name]["build"]["target"] == "api"
         assert services[name]["image"].endswith(":api")
     password = DOTENV["POSTGRES_PASSWORD"]
@@ -132,14 +136,27 @@ def test_compose_services_are_wired_as_designed(tmp_path):
     assert services["api"]["environment"]["EWC_ADMIN_TOKEN"] == DOTENV["EWC_ADMIN_TOKEN"]
     assert services["migrate"]["command"] == ["ewc", "migrate"]
     assert services["migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # The object store: MinIO, its bucket made by our own one-shot before anyone uses it.
+    minio = services["minio"]
+    assert minio["command"] == ["server", "/data", "--console-address", ":9001"]
+    assert minio["environment"] == {"MINIO_ROOT_USER": "ewc",
+                                    "MINIO_ROOT_PASSWORD": DOTENV["MINIO_ROOT_PASSWORD"]}
+    assert "mc ready local" in " ".join(minio["healthcheck"]["test"])
+    assert services["createbucket"]["command"] == ["ewc", "artifacts", "init"]
+    assert services["createbucket"]["depends_on"]["minio"]["condition"] == "service_healthy"
     for name in ("api", "worker-cpu", "worker-gpu"):
-        assert services[name]["depends_on"]["migrate"]["condition"] == (
-            "service_completed_successfully"
-        )
+        for one_shot in ("migrate", "createbucket"):
+            assert services[name]["depends_on"][one_shot]["condition"] == (
+                "service_completed_successfully"
+            )
         env = services[name]["environment"]
         assert env["EWC_DATABASE_URL"].startswith(f"postgresql+psycopg://ewc:{password}@")
         assert env["EWC_BROKER_URL"] == "redis://redis:6379/0"
-        assert all(k.startswith("EWC_") for k in env), env
+        assert env["EWC_ARTIFACTS_URL"] == "s3://ewc/artifacts"
+        assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+        assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
+            "ewc", DOTENV["MINIO_ROOT_PASSWORD"])  # MinIO's root user
+        assert all(k.startswith(("EWC_", "AWS_")) for k in env), env
     assert services["worker-cpu"]["command"] == ["ewc", "worker", "--queue", "cpu"]
     assert services["worker-gpu"]["command"] == ["ewc", "worker", "--queue", "gpu"]
     assert services["worker-gpu"]["build"]["target"] == "gpu"
@@ -152,6 +169,7 @@ def test_compose_services_are_wired_as_designed(tmp_path):
         for m in svc.get("volumes", [])
     }
     assert ("postgres", "postgres-data", "/var/lib/postgresql/data") in mounts
+    assert ("minio", "minio-data", "/data") in mounts
     for worker in ("worker-cpu", "worker-gpu"):
         assert (worker, "datasets", "/var/lib/ewc/datasets") in mounts
         assert (worker, "artifacts", "/var/lib/ewc/artifacts") in mounts

