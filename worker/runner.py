@@ -44,7 +44,7 @@ from worker.datasets import prepare_dataset
 from worker.joblog import captured
 from worker.outcome import Outcome, finish, stopped
 from worker.retry import DATABASE_AWAY, one_line
-from worker.tensorboard import TENSORBOARD_DIR, TensorBoardCallback
+from worker.tensorboard import TensorBoardCallback
 from worker.watch import JobWatch, StopReason
 
 __all__ = ["Outcome", "checkpoint_dir", "run_job", "time_limit_s"]
@@ -109,7 +109,8 @@ def run_job(
         budget_s=settings.db_retry_s,
         interrupt=callback.shutting_down,
     )
-    tensorboard = TensorBoardCallback(folder / TENSORBOARD_DIR) if settings.tensorboard else None
+    tensorboard = (TensorBoardCallback.for_job(folder, job.id, job.name, spec.to_json_dict())
+                   if settings.tensorboard else None)  # fmt: skip
     callbacks = [callback, tensorboard, sync] if tensorboard else [callback, sync]
     heartbeat = JobWatch(callback, settings.heartbeat_s)
     log.info(
@@ -146,6 +147,7 @@ def run_job(
             resume=True,
         )
         if tensorboard is not None:
+            tensorboard.write_summary(result.get("summary"))  # the HParams tab's metrics
             tensorboard.close()  # the event file whole, before it is stored
         sync.finish(model=True)
     except StopRequested:

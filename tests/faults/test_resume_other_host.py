@@ -99,8 +99,10 @@ def test_a_job_whose_host_died_resumes_on_another_host_from_the_bucket(
     prefix = f"fleet/experiments/{experiment_id}/"
     assert {f"{prefix}task-1/.manifest.json", f"{prefix}task-2/.manifest.json",
             f"{prefix}model.keras"} <= set(keys)
-    event_files = [k for k in keys if k.startswith(f"{prefix}tensorboard/events.out.tfevents.")]
+    event_files = [k for k in keys if k.startswith(f"{prefix}tensorboard/")
+                   and "/events.out.tfevents." in k]  # fmt: skip
     assert len(event_files) == 2  # one written on each host
+    assert len({k.rsplit("/", 1)[0] for k in event_files}) == 1  # into the job's one run
     survivor_dir = hosts[survivor.name.removeprefix("worker-")]
     assert not (survivor_dir / "artifacts" / "experiments" / str(experiment_id)).exists()
     for proc in workers:

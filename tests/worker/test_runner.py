@@ -160,7 +160,7 @@ def test_a_finished_job_leaves_no_tensorboard_file_open(run, settings, monkeypat
     assert len(kept) == 1
     assert outcome.status is JobStatus.succeeded
     folder = checkpoint_dir(settings, job_id) / "tensorboard"
-    assert any(folder.glob("events.out.tfevents.*"))
+    assert any(folder.glob("*/events.out.tfevents.*"))  # in the job's run folder
     assert _open_event_files(folder) == []
 
 

@@ -82,7 +82,8 @@ def test_a_job_on_s3_stores_everything_and_keeps_no_working_copy(
     prefix = f"team/experiments/{job_id}/"
     assert f"{prefix}model.keras" in keys
     assert {f"{prefix}task-1/.manifest.json", f"{prefix}task-2/.manifest.json"} <= set(keys)
-    assert any(k.startswith(f"{prefix}tensorboard/events.out.tfevents.") for k in keys)
+    assert any(k.startswith(f"{prefix}tensorboard/{job_id}-") and "/events.out.tfevents." in k
+               for k in keys)  # in the job's run folder (worker.tensorboard.run_name)
     store = settings.artifact_store()
     assert [c.task for c in store.checkpoints(f"experiments/{job_id}")] == [1, 2]
     assert set(store.latest_checkpoint(f"experiments/{job_id}").files) == {"history.json",
