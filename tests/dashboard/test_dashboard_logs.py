@@ -23,14 +23,14 @@ def test_a_failed_jobs_page_shows_its_log_with_the_traceback(ui, admin_id, make_
                                                               session_factory):  # fmt: skip
     exp = make_experiment(admin_id, status=JobStatus.failed, error="ValueError: <b>boom</b>")
     write(session_factory, exp, ("INFO", "ewc.worker event=job_start"),
-          ("ERROR", "ewc.worker event=job_crashed\nTraceback (most recent call last):\n"
-                    "ValueError: <b>boom</b>"),
+          ("ERROR", ("ewc.worker event=job_crashed\nTraceback (most recent call last):\n"
+                     "ValueError: <b>boom</b>")),
           (END_LEVEL, "attempt 1 ended on w1: failed"))  # fmt: skip
     page = ui.get(f"/ui/experiments/{exp}")
     assert page.status_code == 200
     section = page.text[page.text.index('<section class="card" id="logs">'):]
     assert "<h2>Logs</h2>" in section
-    pre = re.search(r'<pre class="log" id="log-lines"([^>]*)>(.*?)</pre>', section, re.S)
+    pre = re.search(r'<pre class="log" id="log-lines"([^>]*)>(.*?)</pre>', section, re.DOTALL)
     attrs, body = pre.groups()
     assert "data-follow" not in attrs, "a finished job's log is complete: nothing to follow"
     assert 'class="log-error"' in body and "Traceback (most recent call last):" in body
