@@ -9,14 +9,17 @@ Policy and the other security headers (`common`).
 - `auth`: log in, log out, the static files, `/` → `/ui/`;
 - `pages`: the experiment list, an experiment's detail (plots, events, exports,
   artifacts), the comparison, a sweep's page;
-- `forms`: cancel, the new-experiment form, the sweeps list with its form.
+- `forms`: cancel, the new-experiment form, the sweeps list with its form;
+- `manage`: an experiment's Re-run, Edit, Archive and Restore buttons.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes.dashboard import auth, forms, pages
+from api.routes.dashboard import auth, forms, manage, pages
 
 #: The dashboard's routers, for `api.routes.ROUTERS` (none of their paths overlap).
-ROUTERS: tuple[APIRouter, ...] = (auth.router, pages.router, forms.router, auth.root_router)
+ROUTERS: tuple[APIRouter, ...] = (
+    auth.router, pages.router, forms.router, manage.router, auth.root_router
+)
