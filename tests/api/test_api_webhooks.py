@@ -3,8 +3,10 @@ the workers' dispatcher, `worker.webhooks.dispatch_due`), on SQLite and PostgreS
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -19,6 +21,17 @@ def receiver() -> Iterator[Receiver]:
     server = Receiver()
     yield server
     server.close()
+
+
+def readme_verifier():
+    """The `verified` function of README.md's Webhooks section, as a receiver copies it."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    [block] = [
+        b for b in re.findall(r"```python\n(.*?)```", readme, re.DOTALL) if "def verified" in b
+    ]
+    namespace: dict = {}
+    exec(block, namespace)  # noqa: S102 - our own README's example
+    return namespace["verified"]
 
 
 def drain(app, timeout_s: float = 30.0) -> None:
@@ -58,9 +71,9 @@ def test_the_secret_is_shown_once_and_hooks_are_private(client, user_headers, ad
         assert "does not exist (or is not yours)" in resp.json()["detail"]
     assert client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=admin).status_code == 404
     assert client.get("/v1/webhooks?all=true", headers=bob).status_code == 403
-    assert [h["id"] for h in client.get("/v1/webhooks?all=true", headers=admin).json()["items"]] == [
-        hook["id"]
-    ]
+    assert [
+        h["id"] for h in client.get("/v1/webhooks?all=true", headers=admin).json()["items"]
+    ] == [hook["id"]]
     assert client.delete(f"/v1/webhooks/{hook['id']}", headers=admin).status_code == 204
     assert client.get("/v1/webhooks", headers=ann).json()["items"] == []
 
@@ -97,6 +110,12 @@ def test_a_ping_is_delivered_signed(client, user_headers, receiver):
     assert call.headers["x-ewc-delivery"] == str(queued.json()["id"])
     assert call.json["event"] == "ping" and call.json["webhook_id"] == hook["id"]
     assert not verify("whsec_someone-else", call)
+    verified = readme_verifier()
+    headers = {"X-EWC-Timestamp": call.headers["x-ewc-timestamp"],
+               "X-EWC-Signature": call.headers["x-ewc-signature"]}  # fmt: skip
+    assert verified(hook["secret"], headers, call.body)
+    assert not verified(hook["secret"], headers, call.body.replace(b'"ping"', b'"pong"'))
+    assert not verified(hook["secret"], headers, call.body, max_age_s=-1)  # a replay, later
     [d] = client.get(f"/v1/webhooks/{hook['id']}/deliveries", headers=ann).json()["items"]
     assert (d["status"], d["attempts"], d["last_status_code"]) == ("delivered", 1, 200)
     assert d["delivered_at"] and d["last_error"] is None
