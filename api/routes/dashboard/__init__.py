@@ -10,16 +10,17 @@ Policy and the other security headers (`common`).
 - `pages`: the experiment list, an experiment's detail (plots, events, exports,
   artifacts), the comparison, a sweep's page;
 - `forms`: cancel, the new-experiment form, the sweeps list with its form;
-- `manage`: an experiment's Re-run, Edit, Archive and Restore buttons.
+- `manage`: an experiment's Re-run, Edit, Archive and Restore buttons;
+- `webhooks`: your webhooks and their recent deliveries (read-only).
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes.dashboard import auth, forms, manage, pages
+from api.routes.dashboard import auth, forms, manage, pages, webhooks
 
 #: The dashboard's routers, for `api.routes.ROUTERS` (none of their paths overlap).
 ROUTERS: tuple[APIRouter, ...] = (
-    auth.router, pages.router, forms.router, manage.router, auth.root_router
+    auth.router, pages.router, forms.router, manage.router, webhooks.router, auth.root_router
 )
