@@ -94,7 +94,7 @@ def list_artifacts(
     profile: Profile = None,
 ) -> None:
     """An experiment's downloadable artifacts, from the server (path, kind, size, files)."""
-    doc = Client(url, token).artifacts(experiment_id).model_dump(mode="json")
+    doc = Client(url, token, profile=profile).artifacts(experiment_id).model_dump(mode="json")
     emit(doc, output, rows=doc["items"],
          columns=["path", "kind", "size", "files", "modified", "url"])  # fmt: skip
 

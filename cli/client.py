@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 
@@ -21,16 +20,25 @@ from client import ClientError
 console = Console()
 err_console = Console(stderr=True)
 
+
+
+def _unless_default(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
+    """The option's value when its flag or environment variable gave it, None when it is
+    the default: so the command's Client can look further (`.env`, then the profile)."""
+    source = ctx.get_parameter_source(param.name or "")
+    return None if source is None or source.name in ("DEFAULT", "DEFAULT_MAP") else value
+
+
 Url = Annotated[
     str,
     typer.Option(
-        "--url", envvar="EWC_URL",
+        "--url", envvar="EWC_URL", callback=_unless_default,
         help="Server address ($EWC_URL; else .env, else the profile, else this default).",
     ),
 ]  # fmt: skip
 Token = Annotated[
     str | None,
-    typer.Option("--token", envvar="EWC_TOKEN", show_default=False,
+    typer.Option("--token", envvar="EWC_TOKEN", show_default=False, callback=_unless_default,
                  help="Bearer token ($EWC_TOKEN; else .env, else the `ewc login` profile)."),
 ]  # fmt: skip
 Profile = Annotated[
@@ -42,32 +50,20 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON documen
 DEFAULT_URL = config.DEFAULT_URL
 
 
-def _given(name: str, value: str | None) -> str | None:
-    """`value` when the command's flag or environment variable set it, else None (inside a
-    command, a value from the option's default is not "given"; outside one, any is)."""
-    ctx = click.get_current_context(silent=True)
-    if ctx is None or name not in ctx.params:
-        return value
-    source = ctx.get_parameter_source(name)
-    defaulted = source in (None, click.core.ParameterSource.DEFAULT,
-                           click.core.ParameterSource.DEFAULT_MAP)  # fmt: skip
-    return None if defaulted else value
-
-
 def target(url: str | None, token: str | None, profile: str | None = None) -> config.Target:
-    """Where a command goes (cli/config.py's order); a bad config file or profile: exit 1."""
-    ctx = click.get_current_context(silent=True)
-    if profile is None and ctx is not None:
-        profile = ctx.params.get("profile")
+    """Where a command goes (cli/config.py's order) given its --url/--token (None when not
+    given: the `Url`/`Token` options give None for their defaults) and --profile (None:
+    $EWC_PROFILE, else "default"); a bad config file or an unknown profile: exit 1."""
     try:
-        return config.resolve(_given("url", url), _given("token", token), profile)
+        return config.resolve(url, token, profile)
     except config.ConfigError as exc:
         raise fail(str(exc)) from None
 
 
 class Client(ApiClient):
     """The Python client for a command: no token is an error, and every error the server
-    or the network gives ends the command with its message (exit code 1)."""
+    or the network gives ends the command with its message (exit code 1). Pass the
+    command's `profile` (the `Profile` option) for its --profile to count."""
 
     def __init__(
         self, url: str | None, token: str | None, timeout: float = 30.0,
@@ -86,5 +82,5 @@ class Client(ApiClient):
 
 
 def fail(message: str) -> typer.Exit:
-    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     return typer.Exit(1)

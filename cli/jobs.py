@@ -140,7 +140,7 @@ def submit(
     if tag:
         extra["tags"] = tag
     spec = flags.to_spec(spec_file=spec_file, extra=extra)
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     exp = client.submit(spec, project=project).model_dump(mode="json")
     err_console.print(f"submitted experiment [bold]#{exp['id']}[/bold] ({exp['status']})")
     if wait:
@@ -170,7 +170,7 @@ def status(
     profile: Profile = None,
 ) -> None:
     """Show an experiment's status and progress."""
-    exp = Client(url, token).get(experiment_id).model_dump(mode="json")
+    exp = Client(url, token, profile=profile).get(experiment_id).model_dump(mode="json")
     emit(exp, output, as_json=as_json, rows=[flat(exp)], columns=COLUMNS,
          table=lambda: _print_status(exp))  # fmt: skip
 
@@ -215,7 +215,7 @@ def results(
 ) -> None:
     """Show an experiment's per-epoch table, accuracy matrix and summary (or save a plot);
     `-o csv` prints the epoch rows, `-o json` the whole metrics document."""
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     if plot is not None:
         try:
             kind = live.plot_kind_for(plot, plot_kind)
@@ -236,7 +236,7 @@ def cancel(
     profile: Profile = None,
 ) -> None:
     """Cancel a queued or running experiment (yours, or any as an admin)."""
-    exp = Client(url, token).cancel(experiment_id).model_dump(mode="json")
+    exp = Client(url, token, profile=profile).cancel(experiment_id).model_dump(mode="json")
     note = " (stops within one epoch)" if exp["status"] == "running" else ""
     console.print(f"#{exp['id']}: {exp['status']}{note}")
 
@@ -272,7 +272,7 @@ def list_experiments(
     """List experiments, newest first or by --order-by, those matching --filter (and
     --status, --tag, --owner, --project; archived ones only with --archived), one page
     (--limit, --cursor) or --all. A bad filter is refused with where it went wrong."""
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     query = {"filter": filter_ or None, "order_by": order_by or None,
              "status": status_ or None, "tag": tag or None, "owner": owner or None,
              "project": project or None, "archived": archived}
@@ -316,7 +316,7 @@ def queues(
     profile: Profile = None,
 ) -> None:
     """Each queue's waiting and running jobs and live workers, and jobs by status."""
-    doc = Client(url, token).queues().model_dump(mode="json")
+    doc = Client(url, token, profile=profile).queues().model_dump(mode="json")
     rows = [{"queue": name, "waiting": q["waiting"], "running": q["running"],
              "workers": ",".join(w["name"] for w in q["workers"] if w["alive"])}
             for name, q in doc["queues"].items()]  # fmt: skip

@@ -115,7 +115,7 @@ def list_sweeps(
 ) -> None:
     """Sweeps, newest first, with their runs counted by status."""
     items = []
-    for summary in Client(url, token).sweeps(page_size=min(limit or 200, 200)):
+    for summary in Client(url, token, profile=profile).sweeps(page_size=min(limit or 200, 200)):
         items.append(summary.model_dump(mode="json"))
         if limit is not None and len(items) >= limit:
             break
@@ -165,7 +165,7 @@ def sweep(
     base = flags.to_spec(
         spec_file=base_spec, extra={"tags": tag} if tag else None
     ).to_json_dict()  # fmt: skip
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     created = client.submit_sweep(base, grid_dict, name).model_dump(mode="json")
     err_console.print(
         f"sweep [bold]{created['id']}[/bold]: {len(created['experiment_ids'])} experiments "
