@@ -172,6 +172,11 @@ class Settings(BaseSettings):
         default=True,
         description="Write TensorBoard event files next to each job's artifacts.",
     )
+    compile_cache: bool = Field(
+        default=True,
+        description="Keep each job's compiled training functions for the worker's next job of "
+        "the same graph (re-initialised, same result bit for bit); 0 builds every job anew.",
+    )
     log_level: str = Field(default="INFO")
     job_log_max_lines: int = Field(
         default=5000, ge=10, description="Most log lines kept per job (the rest are counted)."

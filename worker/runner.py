@@ -134,7 +134,8 @@ def run_job(
 
     heartbeat.start()
     try:
-        from continual_core.trainer import train  # TensorFlow: only in the worker
+        from continual_core.compiled import worker_learners  # TensorFlow: only in the worker
+        from continual_core.trainer import train
 
         sync.prepare()
         prepare_dataset(spec, settings, sync.artifacts.store, budget_s=settings.db_retry_s,
@@ -145,6 +146,7 @@ def run_job(
             callback=CallbackList(callbacks),
             checkpoint_dir=folder,
             resume=True,
+            learners=worker_learners() if settings.compile_cache else None,
         )
         if tensorboard is not None:
             tensorboard.write_summary(result.get("summary"))  # the HParams tab's metrics
