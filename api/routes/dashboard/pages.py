@@ -50,6 +50,8 @@ def experiment_list(
     owner: str | None = None,
     cursor: str | None = None,
     submitted: int | None = None,
+    project: str | None = None,
+    archived: str | None = None,
 ):
     """The experiment list: the filter box takes the grammar of docs/filters.md (a bad
     filter is a 422 page that shows the message), column headers sort (order_by)."""
@@ -64,6 +66,8 @@ def experiment_list(
             owner=owner or None,
             limit=50,
             cursor=cursor or None,
+            project=project or None,
+            archived=bool(archived),
         )
     except StoreError as exc:
         error, page = str(exc), store_experiments.ExperimentPage(items=[], next_cursor=None)
@@ -71,7 +75,8 @@ def experiment_list(
             code = 422
             error = f"{exc.field}: {exc}" if exc.field in ("filter", "order_by") else error
     filters = {"filter": filter_ or "", "order_by": order_by or "", "status": status_ or "",
-               "tag": tag or "", "owner": owner or ""}  # fmt: skip
+               "tag": tag or "", "owner": owner or "", "project": project or "",
+               "archived": "1" if archived else ""}  # fmt: skip
     return render(
         request, "experiments.html", user, code, experiments=page.items,
         next_cursor=page.next_cursor, filters=filters, submitted=submitted, error=error,
