@@ -173,6 +173,7 @@ def test_dashboard_in_chromium(service, shots):
             assert "ewc" in text  # the spec field that differs is listed
             images = page.locator("img")
             assert images.count() >= 4  # curves + accuracy matrix of each
+            assert page.locator("#overlays img.overlay").count() == 4  # and both in one picture
             page.wait_for_function(
                 "() => [...document.images].every(i => i.complete && i.naturalWidth > 0)"
             )
