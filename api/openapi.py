@@ -34,6 +34,7 @@ TAGS: list[dict[str, str]] = [
     {"name": "reports", "description": "Plots, comparison and exports of stored metrics."},
     {"name": "artifacts", "description": "Models, checkpoints and TensorBoard files."},
     {"name": "sweeps", "description": "Hyper-parameter grids and their statistics."},
+    {"name": "datasets", "description": "Datasets of your own (.npz), used as user:<name>."},
     {"name": "webhooks", "description": "Your webhooks on experiment and sweep ends."},
     {"name": "queues", "description": "Queue depths and workers."},
     {"name": "health", "description": "Probes and Prometheus metrics (no token)."},
