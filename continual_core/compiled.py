@@ -55,7 +55,9 @@ def graph_key(spec: ExperimentSpec) -> str | None:
         if values is None:
             return None
         methods[name] = {k: v for k, v in config.model_dump().items() if k not in values}
-    shape = {k: v for k, v in spec.to_json_dict().items() if k not in GRAPH_FREE and k not in methods}
+    shape = {
+        k: v for k, v in spec.to_json_dict().items() if k not in GRAPH_FREE and k not in methods
+    }
     return json.dumps({"spec": shape, "methods": methods}, sort_keys=True, default=str)
 
 
@@ -119,7 +121,9 @@ def reinitialise(cached: Learner, fresh: Learner) -> bool:
         tuple(a.shape) != tuple(b.shape) or a.dtype != b.dtype for a, b in zip(mine, theirs)
     ):
         return False
-    if list(cached.methods) != list(fresh.methods) or list(cached.estimators) != list(fresh.estimators):
+    if list(cached.methods) != list(fresh.methods) or list(cached.estimators) != list(
+        fresh.estimators
+    ):
         return False
     for target, source in zip(mine, theirs):
         target.assign(_value(source))
