@@ -50,7 +50,7 @@ def edit_experiment(
     its row). Fields left `UNCHANGED` stay; None clears a name or notes."""
     experiment = get_experiment(session, experiment_id)
     if name is not UNCHANGED:
-        experiment.name = name  # type: ignore[assignment]
+        experiment.name = name or None  # type: ignore[assignment]
     if notes is not UNCHANGED:
         experiment.notes = notes or None  # type: ignore[assignment]
     if project is not UNCHANGED:

@@ -9,6 +9,7 @@ otherwise). A re-run is a submission: the same limits, per-user cap and wake-up.
 from __future__ import annotations
 
 import copy
+import difflib
 import logging
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api import parsing, submission
 from api.errors import SpecProblems
+from api.services import runs
 from api.services.artifacts import artifact_store
 from common.schemas_manage import ExperimentEdit, RerunIn
 from common.settings import Settings
@@ -59,6 +61,12 @@ def rerun_name(experiment: Experiment) -> str:
     return name if len(name) <= 200 else base[: 200 - len(RERUN_SUFFIX)] + RERUN_SUFFIX
 
 
+def _unknown_path(path: str, known: frozenset[str]) -> str:
+    close = difflib.get_close_matches(path, sorted(known), n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"not a spec path; {hint}write a dotted spec field, e.g. ewc.lambda or seed"
+
+
 def rerun_spec(experiment: Experiment, overrides: dict[str, Any]) -> ExperimentSpec:
     """The stored spec, named for a re-run, with the original's current tags, and each
     dotted override applied; validated as a whole. SpecProblems (422) names an override
@@ -68,9 +76,11 @@ def rerun_spec(experiment: Experiment, overrides: dict[str, Any]) -> ExperimentS
         raise SpecProblems([("overrides", problem)])
     raw = copy.deepcopy(experiment.spec or {})
     raw["name"], raw["tags"] = rerun_name(experiment), experiment.tag_names
+    known = runs.param_paths()
+    unknown = [(f"overrides.{p}", _unknown_path(p, known)) for p in overrides if p not in known]
+    if unknown:
+        raise SpecProblems(unknown)
     for path, value in overrides.items():
-        if not path or any(not part for part in path.split(".")):
-            raise SpecProblems([("overrides", f"{path!r} is not a dotted spec path (ewc.lambda)")])
         try:
             store_sweeps.set_path(raw, path, value)
         except GridError as exc:

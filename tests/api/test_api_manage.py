@@ -51,10 +51,10 @@ def test_rerun_repeats_the_spec_with_overrides_and_records_where_it_came_from(
     assert (named["name"], named["tags"], named["project"]) == ("mine", [], "p2")
 
     for overrides, field, words in [
-        ({"ewc.lamda": 1}, "overrides.ewc.lamda", "unknown field"),
+        ({"ewc.lamda": 1}, "overrides.ewc.lamda", "did you mean ewc.lambda?"),
         ({"epochs": 0}, "overrides.epochs", "0"),
-        ({"seed.x": 1}, "overrides.seed.x", "not an object"),
-        ({"a..b": 1}, "overrides", "dotted"),
+        ({"a..b": 1}, "overrides.a..b", "not a spec path"),
+        ({"fim.threshold": "x"}, "overrides.fim.threshold", "'x'"),
     ]:
         resp = client.post(f"/v1/experiments/{first['id']}/rerun",
                            json={"overrides": overrides}, headers=ann)  # fmt: skip
