@@ -297,6 +297,16 @@ class DueDelivery:
     attempt: int  # this attempt's number, from 1
 
 
+def any_due(session: Session) -> bool:
+    """True when some pending delivery is due (one indexed read; no lock taken)."""
+    found = session.execute(
+        select(WebhookDelivery.id)
+        .where(WebhookDelivery.status == PENDING, WebhookDelivery.next_attempt_at <= utcnow())
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def claim_due(session: Session, lease_s: float, limit: int = 20) -> list[DueDelivery]:
     """Claim up to `limit` pending deliveries that are due, for one attempt each: the
     attempt is counted and `next_attempt_at` moved `lease_s` seconds ahead (if this
