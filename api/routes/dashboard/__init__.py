@@ -11,16 +11,18 @@ Policy and the other security headers (`common`).
   artifacts), the comparison, a sweep's page;
 - `forms`: cancel, the new-experiment form, the sweeps list with its form;
 - `manage`: an experiment's Re-run, Edit, Archive and Restore buttons;
-- `webhooks`: your webhooks and their recent deliveries (read-only).
+- `webhooks`: your webhooks and their recent deliveries (read-only);
+- `datasets`: the uploaded datasets, an upload form, delete for their owner or an admin.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes.dashboard import auth, forms, manage, pages, webhooks
+from api.routes.dashboard import auth, datasets, forms, manage, pages, webhooks
 
 #: The dashboard's routers, for `api.routes.ROUTERS` (none of their paths overlap).
 ROUTERS: tuple[APIRouter, ...] = (
-    auth.router, pages.router, forms.router, manage.router, webhooks.router, auth.root_router
+    auth.router, pages.router, forms.router, manage.router, webhooks.router, datasets.router,
+    auth.root_router,
 )
