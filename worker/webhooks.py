@@ -1,11 +1,12 @@
 """Delivering webhooks: the dispatcher every `ewc worker` runs in a daemon thread.
 
 Every DISPATCH_POLL_S seconds the dispatcher claims the due deliveries of the outbox
-(`store.webhooks.claim_due`, safe with any number of dispatchers), POSTs each with httpx and
-writes how it went (`store.webhooks.record_attempt`): a 2xx is delivered; anything else
-(another status, a redirect — never followed —, a timeout, a refused connection) is retried
-after EWC_WEBHOOK_BACKOFF_S × 2^(attempt−1) seconds, up to EWC_WEBHOOK_MAX_ATTEMPTS tries,
-then marked failed. The call is never made inside a database transaction.
+(`store.webhook_dispatch.claim_due`, safe with any number of dispatchers), POSTs each with
+httpx and writes how it went (`store.webhook_dispatch.record_attempt`): a 2xx is delivered;
+anything else (another status, a redirect — never followed —, a timeout, a refused
+connection) is retried after EWC_WEBHOOK_BACKOFF_S × 2^(attempt−1) seconds, up to
+EWC_WEBHOOK_MAX_ATTEMPTS tries, then marked failed. The call is never made inside a
+database transaction.
 
 Each call carries:
 
@@ -34,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from common.schemas_webhooks import with_links
 from common.settings import Settings
-from store import webhooks
+from store import webhook_dispatch
 from store.db import make_session_factory, read_engine, unit_of_work
 
 log = logging.getLogger("ewc.worker")
@@ -61,7 +62,7 @@ def links_base(settings: Settings) -> str:
     return (settings.public_url or f"http://{settings.host}:{settings.port}").rstrip("/")
 
 
-def body_of(delivery: webhooks.DueDelivery, base_url: str) -> bytes:
+def body_of(delivery: webhook_dispatch.DueDelivery, base_url: str) -> bytes:
     """The JSON body sent (compact, keys in order): the payload with absolute links."""
     payload = {**with_links(delivery.payload, base_url), "delivery_id": delivery.id}
     return json.dumps(payload, separators=(",", ":"), default=str).encode()
@@ -76,7 +77,7 @@ class Attempt:
     error: str | None
 
 
-def call(http: httpx.Client, delivery: webhooks.DueDelivery, base_url: str) -> Attempt:
+def call(http: httpx.Client, delivery: webhook_dispatch.DueDelivery, base_url: str) -> Attempt:
     """POST the delivery to its webhook once (redirects are not followed)."""
     body = body_of(delivery, base_url)
     timestamp = str(int(time.time()))
@@ -117,10 +118,10 @@ def dispatch_due(
     attempts were made."""
     lease_s = CLAIM_BATCH * settings.webhook_timeout_s + LEASE_MARGIN_S
     with unit_of_work(readers(sessions)) as session:  # most passes end here, lock-free
-        if not webhooks.any_due(session):
+        if not webhook_dispatch.any_due(session):
             return 0
     with unit_of_work(sessions) as session:
-        due = webhooks.claim_due(session, lease_s, limit=CLAIM_BATCH)
+        due = webhook_dispatch.claim_due(session, lease_s, limit=CLAIM_BATCH)
     if not due:
         return 0
     own = http is None
@@ -130,7 +131,7 @@ def dispatch_due(
         for delivery in due:
             attempt = call(http, delivery, base)
             with unit_of_work(sessions) as session:
-                status = webhooks.record_attempt(
+                status = webhook_dispatch.record_attempt(
                     session,
                     delivery,
                     delivered=attempt.delivered,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from sqlalchemy import select, update
 
 from common.schemas_webhooks import WebhookEvent
-from store import claims, jobs, sweeps, webhooks
+from store import claims, jobs, sweeps, webhook_dispatch, webhooks
 from store.db import unit_of_work
 from store.experiments import request_cancel
 from store.models import Experiment, JobStatus, utcnow
@@ -114,22 +114,22 @@ def test_claims_lease_and_outcomes(session_factory, make_user):
         hook = webhooks.create_webhook(s, alice, "http://127.0.0.1:9/h")
         webhooks.queue_ping(s, hook)
     with unit_of_work(session_factory) as s:
-        [due] = webhooks.claim_due(s, lease_s=60)
+        [due] = webhook_dispatch.claim_due(s, lease_s=60)
     assert (due.event, due.attempt, due.url, due.secret) == ("ping", 1, hook.url, hook.secret)
     with unit_of_work(session_factory) as s:
-        assert webhooks.claim_due(s, lease_s=60) == []  # leased: nobody else takes it
+        assert webhook_dispatch.claim_due(s, lease_s=60) == []  # leased: nobody else takes it
     kwargs = {"max_attempts": 2, "backoff_s": 0.0}
     with unit_of_work(session_factory) as s:
-        status = webhooks.record_attempt(s, due, delivered=False, status_code=500,
+        status = webhook_dispatch.record_attempt(s, due, delivered=False, status_code=500,
                                          error="HTTP 500", **kwargs)  # fmt: skip
     assert status == "pending"
     with unit_of_work(session_factory) as s:
-        [again] = webhooks.claim_due(s, lease_s=60)
+        [again] = webhook_dispatch.claim_due(s, lease_s=60)
     assert again.attempt == 2
     with unit_of_work(session_factory) as s:  # the first attempt's late answer changes nothing
-        assert webhooks.record_attempt(s, due, delivered=True, status_code=200, error=None,
+        assert webhook_dispatch.record_attempt(s, due, delivered=True, status_code=200, error=None,
                                        **kwargs) is None  # fmt: skip
-        assert webhooks.record_attempt(s, again, delivered=False, status_code=None,
+        assert webhook_dispatch.record_attempt(s, again, delivered=False, status_code=None,
                                        error="ConnectError", **kwargs) == "failed"  # fmt: skip
     [d] = _deliveries(session_factory)
     assert (d.status, d.attempts, d.last_status_code, d.last_error) == (
