@@ -138,12 +138,14 @@ def resolve(url: str | None = None, token: str | None = None, profile: str | Non
     env = dotenv()
     named = profile or os.environ.get("EWC_PROFILE") or env.get("EWC_PROFILE")
     name = named or DEFAULT_PROFILE
-    stored = profiles(load()).get(name)
-    if stored is None and named:
-        raise ConfigError(
-            f"no profile {name!r} in {config_path()}; create it with `ewc login --profile {name}`"
-        )
-    stored = stored or {}
+    stored: dict[str, Any] = {}
+    if not (url or env.get("EWC_URL")) or not (token or env.get("EWC_TOKEN")):
+        # Only then is the file read (a profile named but not needed is not an error).
+        found = profiles(load()).get(name)
+        if found is None and named:
+            raise ConfigError(f"no profile {name!r} in {config_path()}; "
+                              f"create it with `ewc login --profile {name}`")  # fmt: skip
+        stored = found or {}
     where = f"profile {name!r} ({config_path()})"
 
     def pick(given: str | None, key: str, field: str) -> tuple[str | None, str | None]:

@@ -70,6 +70,7 @@ def test_flags_then_env_then_dotenv_then_profile(config_home, tmp_path, monkeypa
     assert config.resolve().token == "tok-lab"
     with pytest.raises(config.ConfigError, match="no profile 'nope'.*ewc login --profile nope"):
         config.resolve(profile="nope")
+    assert config.resolve("http://u", "t", profile="nope").url == "http://u"  # not needed
 
 
 @SQLITE
