@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from store.db import unit_of_work
 from store.models import JobStatus
 from tests.harness.webhook_receiver import Receiver, verify
 from worker.runner import run_job
-from worker.webhooks import WebhookDispatcher
+from worker.webhooks import WebhookDispatcher, dispatch_due
 
 SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # as test_runner
 
@@ -83,6 +84,32 @@ def test_a_real_job_end_is_delivered_by_the_dispatcher_thread(
         log = webhooks.list_deliveries(s, owner)
         assert sorted(d.status for d in log) == ["delivered", "delivered"]
         assert sorted(d.attempts for d in log) == [1, 2]
+
+
+def test_dispatchers_side_by_side_send_each_delivery_once(
+    session_factory, database_url, make_user, receiver
+):
+    owner = make_user("alice")
+    with unit_of_work(session_factory) as s:
+        hook = webhooks.create_webhook(s, owner, receiver.url)
+        for _ in range(12):
+            webhooks.queue_ping(s, hook)
+    settings = Settings(database_url=database_url)
+
+    def dispatch() -> None:
+        for _ in range(50):
+            dispatch_due(session_factory, settings)
+
+    threads = [threading.Thread(target=dispatch) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    ids = [c.headers["x-ewc-delivery"] for c in receiver.wait_for(12)]
+    assert len(ids) == len(set(ids)) == 12
+    with unit_of_work(session_factory) as s:
+        log = webhooks.list_deliveries(s, owner)
+    assert {(d.status, d.attempts) for d in log} == {("delivered", 1)}
 
 
 def test_the_dispatcher_imports_no_tensorflow():
