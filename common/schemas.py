@@ -353,6 +353,7 @@ class TableRow(BaseModel):
     id: int
     name: str | None
     owner: str
+    project: str | None = None
     status: JobStatus
     sweep_id: int | None
     tags: list[str]

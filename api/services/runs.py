@@ -32,7 +32,7 @@ from store.run_search import search_experiments
 
 #: The columns every table row has, in order, before its `params.*` and `metrics.*`.
 TABLE_FIELDS: tuple[str, ...] = (
-    "id", "name", "owner", "status", "sweep_id", "tags",
+    "id", "name", "owner", "project", "status", "sweep_id", "tags",
     "created_at", "started_at", "finished_at", "duration_s",
 )  # fmt: skip
 #: Most rows one table page holds (a listing page holds at most 200).
@@ -134,7 +134,8 @@ def table_row(e: Experiment) -> dict[str, Any]:
     if e.started_at is not None and e.finished_at is not None:
         duration = (e.finished_at - e.started_at).total_seconds()
     row: dict[str, Any] = {
-        "id": e.id, "name": e.name, "owner": e.owner.name, "status": e.status.value,
+        "id": e.id, "name": e.name, "owner": e.owner.name, "project": e.project,
+        "status": e.status.value,
         "sweep_id": e.sweep_id, "tags": e.tag_names, "created_at": _time(e.created_at),
         "started_at": _time(e.started_at), "finished_at": _time(e.finished_at),
         "duration_s": duration,
