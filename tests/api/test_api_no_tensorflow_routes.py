@@ -157,6 +157,8 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         assert call(api, "GET", f"{e}/export.csv", f"/v1/experiments/{done}/export.csv").text
         json.loads(call(api, "GET", f"{e}/export.json", f"/v1/experiments/{done}/export.json").text)
         assert "event: end" in call(api, "GET", f"{e}/events", f"/v1/experiments/{done}/events").text
+        for params in ({}, {"format": "text"}, {"follow": "true"}):
+            call(api, "GET", f"{e}/logs", f"/v1/experiments/{done}/logs", params=params)
         items = call(api, "GET", f"{e}/artifacts", f"/v1/experiments/{done}/artifacts").json()["items"]
         assert {"model.keras"} <= {a["path"] for a in items}, items
         r = call(api, "GET", f"{e}/artifacts/{{path:path}}", f"/v1/experiments/{done}/artifacts/model.keras")
@@ -186,6 +188,8 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
             r = call(ui, "GET", f"{x}/plots/{{kind}}.png", f"/ui/experiments/{done}/plots/{kind}.png")
             assert r.content.startswith(png)
         assert "event: end" in call(ui, "GET", f"{x}/events", f"/ui/experiments/{done}/events").text
+        assert "event: end" in call(ui, "GET", f"{x}/logs", f"/ui/experiments/{done}/logs",
+                                    params={"follow": "true"}).text  # fmt: skip
         for fmt in ("csv", "json"):
             call(ui, "GET", f"{x}/export.{{fmt}}", f"/ui/experiments/{done}/export.{fmt}")
         r = call(ui, "GET", f"{x}/artifacts/{{path:path}}", f"/ui/experiments/{done}/artifacts/model.keras")
