@@ -24,8 +24,8 @@ def check_url(url: str) -> str:
     url = url.strip()
     if len(url) > MAX_URL_CHARS:
         raise ValueError(f"at most {MAX_URL_CHARS} characters")
-    if any(c.isspace() for c in url):
-        raise ValueError("a URL has no spaces")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ValueError("a URL has no spaces or control characters")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises on a port that is not a number

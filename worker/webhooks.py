@@ -91,7 +91,7 @@ def call(http: httpx.Client, delivery: webhook_dispatch.DueDelivery, base_url: s
     }
     try:
         resp = http.post(delivery.url, content=body, headers=headers)
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # noqa: BLE001 - network, httpx.InvalidURL, IDNA: all a failed try
         return Attempt(False, None, f"{type(exc).__name__}: {exc}"[:ERROR_CHARS])
     if 200 <= resp.status_code < 300:
         return Attempt(True, resp.status_code, None)

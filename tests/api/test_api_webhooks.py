@@ -83,6 +83,8 @@ BAD = [
     ({"url": "example.org/hook"}, "url"),
     ({"url": "http://"}, "url"),
     ({"url": "http://exa mple.org/"}, "url"),
+    ({"url": "http://example.org/\u0000"}, "url"),
+    ({"url": "https://" + "a" * 2000 + ".org/"}, "url"),
     ({"url": "http://example.org:port/"}, "url"),
     ({"url": "https://example.org/", "events": ["experiment.started"]}, "events.0"),
     ({"url": "https://example.org/", "events": []}, "events"),
