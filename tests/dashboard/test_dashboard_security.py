@@ -99,6 +99,11 @@ def _posts(ui, queued: int) -> dict[str, tuple[str, dict[str, str]]]:
         "cancel": (f"/ui/experiments/{queued}/cancel", {"csrf_token": csrf_of(ui)}),
         "new": ("/ui/new", new_form(ui, dataset="digits", name="forged")),
         "sweep": ("/ui/sweeps", sweep_form(ui, base='{"dataset": "digits"}', grid="seed=0,1")),
+        "rerun": (f"/ui/experiments/{queued}/rerun", {"csrf_token": csrf_of(ui)}),
+        "edit": (f"/ui/experiments/{queued}/edit", {"csrf_token": csrf_of(ui), "name": "forged",
+                                                    "tags": "", "notes": "", "project": ""}),
+        "archive": (f"/ui/experiments/{queued}/archive", {"csrf_token": csrf_of(ui)}),
+        "restore": (f"/ui/experiments/{queued}/restore", {"csrf_token": csrf_of(ui)}),
         "logout": ("/ui/logout", {"csrf_token": csrf_of(ui)}),
     }
 
@@ -106,6 +111,7 @@ def _posts(ui, queued: int) -> dict[str, tuple[str, dict[str, str]]]:
 def _unchanged(ui, session_factory, queued: int) -> None:
     with session_factory() as s:
         assert s.get(Experiment, queued).status == JobStatus.queued
+        assert s.get(Experiment, queued).name is None
         assert s.scalar(select(func.count()).select_from(Experiment)) == 1
         assert s.scalar(select(func.count()).select_from(Sweep)) == 0
     assert ui.get("/ui/", follow_redirects=False).status_code == 200, "still logged in"
