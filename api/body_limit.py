@@ -93,7 +93,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        max_bytes, message = self.routes.get(
+        max_bytes, refusal = self.routes.get(
             scope.get("path", ""), (self.max_bytes, too_large_message(self.max_bytes))
         )
         for name, value in scope.get("headers", ()):
@@ -105,7 +105,7 @@ class BodySizeLimit:
                 if declared > max_bytes:
                     if not _expects_continue(scope):
                         await drain(receive)
-                    await self._reject(send, message)
+                    await self._reject(send, refusal)
                     return
         received = 0
         started = False
@@ -118,7 +118,7 @@ class BodySizeLimit:
                 if received > max_bytes:
                     # FastAPI answers the 413 and keeps the connection, whose server
                     # (uvicorn) then reads and discards the rest itself.
-                    raise BodyTooLarge(max_bytes, message)
+                    raise BodyTooLarge(max_bytes, refusal)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -131,4 +131,4 @@ class BodySizeLimit:
             await self.app(scope, limited_receive, tracking_send)
         except BodyTooLarge:
             if not started:
-                await self._reject(send, message)
+                await self._reject(send, refusal)
