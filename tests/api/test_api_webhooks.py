@@ -178,3 +178,20 @@ def test_a_cancelled_experiment_is_reported_with_links(make_client, user_headers
     assert body["dashboard_url"] == f"https://ewc.example.org/ui/experiments/{exp['id']}"
     [d] = client.get("/v1/webhooks/deliveries", headers=ann).json()["items"]
     assert d["payload"]["experiment"]["url"] == body["url"]
+
+
+def test_cancelling_a_sweep_sends_one_sweep_finished(client, user_headers, spec, receiver):
+    ann = user_headers("ann")
+    hook = add(client, ann, receiver.url, events=["sweep.finished"])
+    sweep = client.post(
+        "/v1/sweeps", json={"base": spec, "grid": {"seed": [0, 1, 2]}, "name": "s"}, headers=ann
+    )
+    assert sweep.status_code == 201, sweep.text
+    sweep_id = sweep.json()["id"]
+    assert client.post(f"/v1/sweeps/{sweep_id}/cancel", headers=ann).status_code == 200
+    drain(client.app)
+    [call] = receiver.received
+    assert verify(hook["secret"], call) and call.headers["x-ewc-event"] == "sweep.finished"
+    body = call.json["sweep"]
+    assert (body["id"], body["name"], body["experiments"]) == (sweep_id, "s", 3)
+    assert body["counts"]["cancelled"] == 3 and body["best"] is None
