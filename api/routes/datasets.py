@@ -126,4 +126,4 @@ def delete_dataset(
     name: DatasetName, user: CurrentUser, session: SessionDep, settings: SettingsDep
 ) -> None:
     """Delete a dataset (its owner or an admin), unless queued or running jobs use it."""
-    service.delete(session, settings, user, name)
+    service.remove(session, settings, user, name)

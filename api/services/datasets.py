@@ -147,7 +147,7 @@ def out(row: Dataset, owner: str) -> DatasetOut:
     )  # fmt: skip
 
 
-def delete(session: Session, settings: Settings, user: User, name: str) -> None:
+def remove(session: Session, settings: Settings, user: User, name: str) -> None:
     """Delete a dataset: its owner or an admin (403), not while active jobs use it (409)."""
     row = store_datasets.get_dataset(session, name)
     if row.owner_id != user.id and not user.is_admin:

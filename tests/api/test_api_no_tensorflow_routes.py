@@ -29,6 +29,7 @@ from store.migrate import upgrade
 from store.models import EpochMetric, Experiment, JobStatus, TaskResult, User, utcnow
 from tests.e2e.conftest import free_port, wait_healthy
 from tests.fixtures.dashboard import csrf_of, new_form, sample_result, sweep_form
+from tests.fixtures.npz import blobs, npz_bytes
 
 pytestmark = pytest.mark.e2e
 
@@ -173,6 +174,12 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         r = call(api, "GET", "/v1/sweeps/{sweep_id}/plot.png", f"/v1/sweeps/{sweep}/plot.png")
         assert r.content.startswith(png)
         call(api, "GET", "/v1/queues")
+        npz = npz_bytes(**blobs(shape=(4, 4), classes=2, train=10, test=4))
+        call(api, "POST", "/v1/datasets", expect=(201,), data={"name": "mine"},
+             files={"file": ("mine.npz", npz)})  # fmt: skip
+        call(api, "GET", "/v1/datasets")
+        call(api, "GET", "/v1/datasets/{name}", "/v1/datasets/mine")
+        call(api, "DELETE", "/v1/datasets/{name}", "/v1/datasets/mine", expect=(204,))
 
     with httpx.Client(base_url=url, timeout=60) as ui:
         call(ui, "GET", "/ui/login")
@@ -201,6 +208,11 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         call(ui, "GET", "/ui/sweeps/{sweep_id}", f"/ui/sweeps/{sweep}")
         r = call(ui, "GET", "/ui/sweeps/{sweep_id}/plot.png", f"/ui/sweeps/{sweep}/plot.png")
         assert r.content.startswith(png)
+        call(ui, "GET", "/ui/datasets")
+        call(ui, "POST", "/ui/datasets", expect=(303,), files={"file": ("d.npz", npz)},
+             data={"name": "d", "csrf_token": csrf_of(ui, "/ui/datasets")})  # fmt: skip
+        call(ui, "POST", "/ui/datasets/{name}/delete", "/ui/datasets/d/delete", expect=(303,),
+             data={"csrf_token": csrf_of(ui, "/ui/datasets")})  # fmt: skip
         call(ui, "GET", "/ui/new")
         call(ui, "POST", "/ui/new", expect=(303,), data=new_form(ui, dataset="digits", splits="2", epochs="2"))
         queued = call(api_client := httpx.Client(base_url=url, headers=bearer), "POST",

@@ -138,6 +138,14 @@ def test_a_file_over_the_limit_is_a_413_however_it_is_caught(make_client, user_h
     resp = upload(client, ann, "huge", huge)  # beyond the body cap: refused by its length
     assert resp.status_code == 413
     assert "EWC_MAX_DATASET_MB" in resp.json()["detail"]
+    def chunks():  # no length: counted as it streams
+        yield b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\n"
+        for _ in range(20):
+            yield b"x" * 10_000
+    resp = client.post("/v1/datasets", content=chunks(),
+                       headers={**ann, "content-type": "multipart/form-data; boundary=b"})
+    assert resp.status_code == 413
+    assert "EWC_MAX_DATASET_MB" in resp.json()["detail"]
     small = npz_bytes(**blobs(shape=(4, 4), train=30, test=10))
     assert upload(client, ann, "small", small).status_code == 201
     # the other routes keep the 64 KiB request limit

@@ -76,7 +76,7 @@ async def upload(
 
 
 @router.post("/datasets/{name}/delete", response_class=HTMLResponse)
-async def delete(
+async def delete_form(
     request: Request, name: str, browser_session: PageSession, session: SessionDep,
     settings: SettingsDep,
 ):  # fmt: skip
@@ -90,7 +90,7 @@ async def delete(
 
 def _delete(request: Request, session, settings, user, name: str):
     try:
-        service.delete(session, settings, user, name)
+        service.remove(session, settings, user, name)
     except StoreError as exc:  # unknown, or in use
         return _page(request, session, user, 404 if "no dataset" in str(exc) else 409, str(exc))
     except HTTPException as exc:  # not yours
