@@ -72,7 +72,10 @@ def load_dataset(spec: Any, cache_dir: Path) -> Dataset:
     """
     name = str(spec.dataset)
     if is_user(name):  # float32 in the spec's shape already (continual_core.user_datasets)
-        (train_x, train_y), (test_x, test_y) = load_user_dataset(spec, Path(cache_dir))
+        try:
+            (train_x, train_y), (test_x, test_y) = load_user_dataset(spec, Path(cache_dir))
+        except (ValueError, OSError) as exc:  # unresolved, not placed, not the right file
+            raise DatasetUnavailable(str(exc)) from exc
     elif name not in DATASETS:  # the spec's Literal forbids it; kept for a readable error
         raise ValueError(f"unknown dataset {name!r}")
     else:

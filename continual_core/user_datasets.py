@@ -235,7 +235,8 @@ def load_user_dataset(spec: Any, cache_dir: Path) -> tuple[tuple[np.ndarray, np.
     info = spec.user_dataset
     if info is None:
         raise ValueError(f"dataset {spec.dataset}: not resolved (the server fills in "
-                         "user_dataset at submission)")  # fmt: skip
+                         "user_dataset at submission; uploaded datasets train on the "
+                         "service, `ewc submit`, not `ewc run`)")  # fmt: skip
     path = user_dataset_file(cache_dir, info.checksum)
     if not path.is_file():
         raise FileNotFoundError(f"dataset {spec.dataset}: {path} is missing (the worker "

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from continual_core.datasets import load_dataset
+from continual_core.datasets import DatasetUnavailable, load_dataset
 from continual_core.spec import ExperimentSpec, validation_problems
 from continual_core.user_datasets import (
-    NpzProblem,
     as_input_shape,
     inspect_npz,
     user_dataset_file,
@@ -80,7 +79,10 @@ def test_the_loader_reads_the_placed_file(tmp_path) -> None:
     path.write_bytes(npz_bytes(**floats))  # any other dtype is used as it is
     data = load_dataset(resolved((6, 5, 1), 3), tmp_path)
     np.testing.assert_allclose(data.test_x[..., 0], floats["x_test"], rtol=1e-6)
-    with pytest.raises(NpzProblem, match="not the one the spec was resolved for"):
+    with pytest.raises(DatasetUnavailable, match="not the one the spec was resolved for"):
         load_dataset(resolved((6, 5, 1), 4), tmp_path)
-    with pytest.raises(FileNotFoundError, match="the worker downloads it"):
+    with pytest.raises(DatasetUnavailable, match="the worker downloads it"):
         load_dataset(resolved(), tmp_path / "elsewhere")
+    unresolved = ExperimentSpec.model_validate({"dataset": "user:mine"})
+    with pytest.raises(DatasetUnavailable, match="not `ewc run`"):
+        load_dataset(unresolved, tmp_path)
