@@ -179,3 +179,25 @@ def test_a_failing_job_stores_its_traceback_and_keeps_its_error_one_line(
     assert "CheckpointMismatch" in crash[0].splitlines()[-1]
     assert lines[-1][:2] == (1, "END")
     assert lines[-1][2] == f"attempt 1 ended on w1: failed: {error}"
+
+
+def test_a_resumed_job_logs_as_its_new_attempt_within_the_same_cap(
+    session_factory, make_user, make_job, settings
+):
+    job_id = make_job(make_user("carol"), status=JobStatus.running, attempts=2)
+    with unit_of_work(session_factory) as s:  # what attempt 1 left, on another host
+        logs.append_lines(s, job_id, 1, [logs.LogLine("INFO", "first try", logs.utcnow())] * 9)
+    with session_factory() as s:
+        row = s.get(Experiment, job_id)
+    capped = settings.model_copy(update={"job_log_max_lines": 10})
+    with capture(row, settings=capped, sessions=session_factory) as joblog:
+        logging.getLogger("ewc.worker").warning("resumed from task 2")
+        logging.getLogger("ewc.worker").warning("one too many")
+        joblog.close_attempt("attempt 2 ended on w2: succeeded")
+    lines = stored(session_factory, job_id)
+    assert [a for a, _, _ in lines] == [1] * 9 + [2, 2, 2]
+    assert [m for _, _, m in lines[9:]] == [
+        "ewc.worker resumed from task 2",
+        lines[10][2], "attempt 2 ended on w2: succeeded",
+    ]  # fmt: skip
+    assert lines[10][2].startswith("... 1 more lines not kept")
