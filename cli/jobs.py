@@ -34,7 +34,7 @@ FINISHED = frozenset(FINISHED_STATUSES)
 EXIT_CODES = {"succeeded": 0, "failed": 3, "cancelled": 4}
 EXIT_TIMEOUT = 5
 #: The flat columns of one experiment in `ewc list`/`ewc status` csv output.
-COLUMNS = ("id", "name", "owner", "status", "task", "num_tasks", "epoch", "total_epochs",
+COLUMNS = ("id", "name", "owner", "project", "status", "task", "num_tasks", "epoch", "total_epochs",
            "average_accuracy", "bwt", "forgetting", "tags", "created_at", "finished_at")  # fmt: skip
 
 
@@ -179,7 +179,8 @@ def _print_status(exp: dict) -> None:
     table = Table(show_header=False, title=f"Experiment #{exp['id']}", title_justify="left")
     table.add_column("field")
     table.add_column("value")
-    for key in ("name", "owner", "status", "device", "worker", "attempts", "error"):
+    for key in ("name", "owner", "project", "status", "rerun_of", "archived_at", "notes",
+                "device", "worker", "attempts", "error"):
         if exp.get(key) not in (None, ""):
             table.add_row(key, str(exp[key]))
     table.add_row("progress", _progress_text(exp))
