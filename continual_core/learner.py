@@ -15,12 +15,16 @@ data (task j+1) with task j+1's head. With one shared head nothing of that runs.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common import global_state
+from keras.src.random.seed_generator import GLOBAL_SEED_GENERATOR
+from keras.src.utils.rng_utils import GLOBAL_RANDOM_SEED
 
 from continual_core.events import StopRequested
 from continual_core.fisher import FisherDiagonal
@@ -31,7 +35,23 @@ from continual_core.models import build_augmenter, build_model, eval_chunk
 from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
 
-__all__ = ["Learner", "seed_for"]
+__all__ = ["Learner", "seed_for", "set_random_seed"]
+
+
+def set_random_seed(seed: int) -> None:
+    """`keras.utils.set_random_seed` but for TensorFlow's global seed: Python's, NumPy's and
+    Keras' (its global seed generator, and the seeds of initialisers made without one).
+
+    Every random draw of a run comes from those, from seed generators the learner resets,
+    from seeded `tf.random.Generator`s or stateless ops with explicit seeds; no op reads
+    TensorFlow's global seed. Setting it would clear the runtime's kernel cache, so every
+    compiled function would be instantiated (optimised) again on its next call: about a
+    second at every task start, and at every job a worker runs on a kept learner.
+    """
+    global_state.set_global_attribute(GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 class Learner:
@@ -42,7 +62,7 @@ class Learner:
         layout = head_layout(spec)
         #: The heads' in-graph masks with `heads: multi`, None with one shared head.
         self.heads = HeadMask(layout) if layout is not None else None
-        keras.utils.set_random_seed(spec.seed)
+        set_random_seed(spec.seed)
         self.model = build_model(spec)
         self.augmenter = build_augmenter(spec)
         self.weights = list(self.model.trainable_variables)
@@ -113,7 +133,7 @@ class Learner:
     def start_task(self, task: int) -> None:
         """Reset every random stream to its (seed, task) value; re-create Adam's state if
         `spec.reset_optimizer` (zeroing its moments and step count = a fresh Adam, same graph)."""
-        keras.utils.set_random_seed(seed_for(self.spec, task, 0))
+        set_random_seed(seed_for(self.spec, task, 0))
         for i, gen in enumerate(self.seed_generators()):
             gen.assign(np.array([seed_for(self.spec, task, 100 + i), 0], np.int64))
         if self.spec.reset_optimizer and task > 1:
