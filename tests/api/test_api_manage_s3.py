@@ -3,6 +3,7 @@ TCP proxy, tests/harness/s3.py): every object of the run goes (checkpoint versio
 manifests included), another run's stay; with the endpoint gone the purge is a 503 with
 Retry-After and the run is still there."""
 
+# ruff: noqa: F811 - pytest fixtures imported by name are the test functions' parameters
 from __future__ import annotations
 
 from store.models import JobStatus
@@ -17,7 +18,7 @@ def test_purge_deletes_the_runs_objects_in_the_bucket_and_waits_out_an_outage(
     make_client,
     make_user,
     make_experiment,
-    tmp_path,  # noqa: F811 - fixtures
+    tmp_path,
 ):
     url = f"s3://{bucket}/team"
     bob = make_user("bob")

@@ -1,6 +1,7 @@
 """`ewc rerun/edit/archive/restore/purge/cancel-sweep`, `ewc submit/list --project` and
 `ewc list --archived`, and the Python client's manage calls, against a real API process."""
 
+# ruff: noqa: F811 - pytest fixtures imported by name are the test functions' parameters
 from __future__ import annotations
 
 import json
@@ -39,7 +40,7 @@ def test_manage_commands_and_the_python_client(
     admin,
     make_experiment,
     config_home,
-    user_token,  # noqa: F811 - fixtures
+    user_token,
 ):  # one server process for both: starting one is the slow part
     env = as_admin(server)
     r = invoke("submit", *SPEC, "--name", "base", "--tag", "draft", "--project", "vision", env=env)
