@@ -5,13 +5,15 @@
 # accepted and not checked: moto verifies no signature. moto keeps buckets in memory; the
 # stand-in records every request under DIR and replays them at start, so a bucket survives
 # `docker compose down` / `up` on its volume as MinIO's does (minio-standin.py). No console.
-# pip runs with this machine's settings as the BuildKit secrets `pip_conf` / `pip_ca`.
+# moto with its S3 extra and the two packages its server needs (its `server` extra would add
+# every other service's, ≈ 280 MB); pip runs with this machine's settings as the BuildKit
+# secrets `pip_conf` / `pip_ca`.
 FROM python:3.11-slim-bookworm
 ARG MOTO_VERSION=5.2.5
 RUN --mount=type=secret,id=pip_conf,target=/etc/pip.conf \
     --mount=type=secret,id=pip_ca \
     python -m venv /opt/moto \
-    && /opt/moto/bin/pip install --no-cache-dir "moto[server,s3]==${MOTO_VERSION}" \
+    && /opt/moto/bin/pip install --no-cache-dir "moto[s3]==${MOTO_VERSION}" flask flask-cors \
     && mkdir -p /data
 COPY minio-standin.py /opt/minio-standin.py
 COPY minio-entrypoint.sh /usr/bin/docker-entrypoint.sh
