@@ -28,8 +28,19 @@ ConcurrencyOption = Annotated[
     int,
     typer.Option(
         "--concurrency",
-        help="Always 1: one worker process trains one job at a time. Start one `ewc worker` "
-        "per GPU (CUDA_VISIBLE_DEVICES=k) to use several.",
+        help="Always 1: one worker process trains one job at a time. Use --slots N for "
+        "several on one device, or one `ewc worker` per GPU (CUDA_VISIBLE_DEVICES=k).",
+    ),
+]
+SlotsOption = Annotated[
+    int,
+    typer.Option(
+        "--slots",
+        envvar="EWC_WORKER_SLOTS",
+        min=1,
+        help="Worker processes on this device, each training one job at a time (small jobs "
+        "share a device; on a GPU each gets 90 % of its memory ÷ N, or EWC_GPU_MEMORY_MB). "
+        "Default: EWC_WORKER_SLOTS (1).",
     ),
 ]
 
@@ -60,15 +71,18 @@ def _check_database(url: str) -> None:
         _fail("the database has no tables yet; run `ewc migrate` first")
 
 
-def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> None:
-    """Train jobs from the queue(s): a Celery worker, solo pool, one job at a time."""
+def worker(
+    queue: QueueOption = None, concurrency: ConcurrencyOption = 1, slots: SlotsOption = 1
+) -> None:
+    """Train jobs from the queue(s): a Celery worker, solo pool, one job at a time (with
+    --slots N: N such processes, supervised by this one)."""
     from worker.celery_app import parse_queues
 
     settings = Settings()
     if concurrency != 1:
         _fail(
-            "--concurrency must be 1: TensorFlow jobs run one per process. Start one "
-            "`ewc worker` per GPU instead (CUDA_VISIBLE_DEVICES=0, 1, ...)."
+            "--concurrency must be 1: TensorFlow jobs run one per process. Use --slots N, "
+            "or one `ewc worker` per GPU (CUDA_VISIBLE_DEVICES=0, 1, ...)."
         )
     try:
         queues = parse_queues(queue or settings.worker_queue)
@@ -77,6 +91,10 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
     configure_logging(settings.log_level)
     log = logging.getLogger("ewc.worker")
     _check_database(settings.resolved_database_url())
+    if slots > 1:  # N plain workers, each its own process; this one imports no TensorFlow
+        from worker.slots import SlotSupervisor
+
+        raise typer.Exit(SlotSupervisor(slots, ",".join(queues)).run())
 
     from worker.devices import detect_device
 
@@ -94,7 +112,8 @@ def worker(queue: QueueOption = None, concurrency: ConcurrencyOption = 1) -> Non
 
     app = create_worker_app(settings, queues=queues, device=device)
     runtime = app.ewc_runtime
-    hostname = f"ewc-{'-'.join(queues)}-{os.getpid()}@{socket.gethostname()}"
+    slot = os.environ.get("EWC_WORKER_SLOT")
+    hostname = f"ewc-{'-'.join(queues)}{f'-slot{slot}' if slot else ''}-{os.getpid()}@{socket.gethostname()}"
     log.info(
         "event=worker_start hostname=%s worker=%s queues=%s device=%r database=%s",
         hostname,
