@@ -88,3 +88,24 @@ def test_refusals_show_why_and_change_nothing(ui, admin_id, make_experiment, mak
         assert s.get(Experiment, queued).archived_at is None
         assert s.get(Experiment, queued).name is None
         assert s.get(Experiment, theirs).archived_at is None
+
+
+def test_cancel_a_sweep_from_its_page(ui, session_factory):
+    from store.models import User
+
+    with session_factory() as s:
+        admin_id = s.query(User.id).filter_by(name="admin").scalar()
+    r = ui.post("/ui/sweeps", data={"csrf_token": csrf_of(ui, "/ui/sweeps"), "name": "s",
+                                     "base": '{"dataset": "digits"}', "grid": "seed=0,1"},
+                follow_redirects=False)  # fmt: skip
+    assert r.status_code == 303, r.text
+    sweep_page = r.headers["location"]
+    sweep_id = int(sweep_page.rsplit("/", 1)[1])
+    assert 'id="cancel-sweep"' in ui.get(sweep_page).text
+    r = _post(ui, f"/ui/sweeps/{sweep_id}/cancel")
+    assert r.status_code == 303 and r.headers["location"] == sweep_page
+    with session_factory() as s:
+        points = s.query(Experiment).filter_by(sweep_id=sweep_id, owner_id=admin_id).all()
+        assert [p.status for p in points] == [JobStatus.cancelled] * 2
+    assert 'id="cancel-sweep"' not in ui.get(sweep_page).text  # nothing left to cancel
+    assert _post(ui, "/ui/sweeps/999999/cancel").status_code == 404

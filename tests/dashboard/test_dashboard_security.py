@@ -104,6 +104,7 @@ def _posts(ui, queued: int) -> dict[str, tuple[str, dict[str, str]]]:
                                                     "tags": "", "notes": "", "project": ""}),
         "archive": (f"/ui/experiments/{queued}/archive", {"csrf_token": csrf_of(ui)}),
         "restore": (f"/ui/experiments/{queued}/restore", {"csrf_token": csrf_of(ui)}),
+        "sweep-cancel": ("/ui/sweeps/1/cancel", {"csrf_token": csrf_of(ui)}),
         "logout": ("/ui/logout", {"csrf_token": csrf_of(ui)}),
     }
 

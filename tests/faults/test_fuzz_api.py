@@ -111,6 +111,7 @@ def _dashboard_schema(csrf_token: str) -> dict:
             "/ui/new": {**get(), **post(form(*new_fields))},
             "/ui/sweeps": {**get(), **post(form("name", "base", "grid"))},
             "/ui/sweeps/{sweep_id}": get(path=sid),
+            "/ui/sweeps/{sweep_id}/cancel": post(form(), path=sid),
             "/ui/sweeps/{sweep_id}/plot.png": get("metric", "x", path=sid),
             "/ui/experiments/{experiment_id}": get(path=eid),
             "/ui/experiments/{experiment_id}/cancel": post(form(), path=eid),

@@ -1,5 +1,5 @@
 """The experiment page's management forms: Re-run, Edit (name, tags, notes, project),
-Archive and Restore. Each POST passes `guard` first (same origin, the form's shape, the
+Archive and Restore; and the sweep page's Cancel. Each POST passes `guard` first (same origin, the form's shape, the
 session's form token) and calls `api.services.manage`, as the v1 routes do; a refused one
 changes nothing and shows why (403 not yours, 409 still running, 422 a bad field, 429 the
 per-user cap)."""
@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import CeleryDep, ExperimentId, SessionDep, SettingsDep
+from api.deps import CeleryDep, ExperimentId, SessionDep, SettingsDep, SweepId
 from api.errors import SpecProblems
 from api.routes.dashboard import guard
 from api.routes.dashboard.common import PageSession, make_router, render
@@ -136,5 +136,21 @@ async def restore(
     def run():
         manage.restore(session, user, experiment_id)
         return _back(experiment_id, "restored")
+
+    return await run_in_threadpool(_attempt, request, session, user, run)
+
+
+@router.post("/sweeps/{sweep_id}/cancel", response_class=HTMLResponse)
+async def cancel_sweep(
+    request: Request, sweep_id: SweepId, browser_session: PageSession, session: SessionDep
+):
+    form = await _form(request, browser_session)
+    if not isinstance(form, dict):
+        return form
+    user = browser_session.user
+
+    def run():
+        manage.cancel_sweep(session, user, sweep_id)
+        return RedirectResponse(f"/ui/sweeps/{sweep_id}", status.HTTP_303_SEE_OTHER)
 
     return await run_in_threadpool(_attempt, request, session, user, run)
