@@ -14,6 +14,16 @@ dependencies. Each figure is the median over `--repeat` rounds, in milliseconds.
 environment at their newest versions; that pin is itself part of the verdict below.)
 A library that is not installed gets a "not installed" row; moto[server] is required.
 
+`--checkpoints` measures instead what a worker pays per task on each backend of
+common/storage, with the real checkpoint of an `mlp` (MNIST) and a `cifarnet` (CIFAR-10)
+EWC run (`Learner(spec).state()`, written by continual_core.checkpoint): *save* is
+`save_checkpoint` (local: into the store's folder, all there is to it; s3: into the working
+copy, then `publish_folder`), *restore* is what a resuming worker does (local:
+`load_checkpoint` from the folder; s3: `latest_checkpoint` + `fetch_folder` with a cold
+cache, then `load_checkpoint`). Needs the project's environment (TensorFlow, boto3, moto):
+
+    .venv/bin/python bench/storage_speed.py --checkpoints [--repeat 5]
+
 The choice: **boto3** (figures in BENCHMARKS.md, "Artifact storage libraries").
 
 - It *is* "the standard way": the credential chain (AWS_* variables, profiles, web
@@ -226,13 +236,65 @@ def measure(name: str, endpoint: str, repeat: int, big: Path) -> dict[str, float
     return row
 
 
+CHECKPOINT_SPECS = {
+    "mlp": {"model": "mlp", "dataset": "mnist", "splits": 3, "ewc": {"lambda": 100}},
+    "cifarnet": {"model": "cifarnet", "dataset": "cifar10", "splits": 5, "ewc": {"lambda": 100}},
+}
+
+
+def checkpoint_rows(endpoint: str, repeat: int) -> list[tuple[str, str, float, float, float]]:
+    """(model, backend, checkpoint MB, save ms, restore ms), medians over `repeat`."""
+    from common.storage import ChecksumCache, open_store
+    from continual_core.checkpoint import load_checkpoint, save_checkpoint
+    from continual_core.learner import Learner
+    from continual_core.spec import ExperimentSpec
+
+    rows = []
+    for model, raw in CHECKPOINT_SPECS.items():
+        spec = ExperimentSpec.model_validate(raw)
+        state, spec_json = Learner(spec).state(), spec.to_json_dict()
+        history = {"spec": spec_json, "epochs": [], "matrix": []}
+        for backend in ("local", "s3"):
+            saves, restores, size = [], [], 0.0
+            stores = tempfile.TemporaryDirectory()
+            # One store per process, as a worker has (its client made once, warm).
+            store = open_store(str(Path(stores.name) / "store") if backend == "local"
+                               else f"s3://{BUCKET}/checkpoints")
+            store.check()
+            for _ in range(repeat):
+                with tempfile.TemporaryDirectory() as tmp:
+                    root, key = Path(tmp), f"experiments/{uuid.uuid4().hex[:8]}"
+                    folder = store.local_path(key) if backend == "local" else root / "work"
+                    t = time.perf_counter()
+                    written = save_checkpoint(folder, 1, state, history)
+                    if backend == "s3":
+                        store.publish_folder(f"{key}/task-1", written)
+                    saves.append((time.perf_counter() - t) * 1e3)
+                    size = sum(f.stat().st_size for f in written.iterdir()) / 1e6
+                    t = time.perf_counter()
+                    if backend == "s3":
+                        latest = store.latest_checkpoint(key)
+                        written = store.fetch_folder(latest.key, root / "resume" / "task-1",
+                                                     ChecksumCache(root / "cache"))
+                    load_checkpoint(written, state, spec_json)
+                    restores.append((time.perf_counter() - t) * 1e3)
+            stores.cleanup()
+            rows.append((model, backend, size, statistics.median(saves),
+                         statistics.median(restores)))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--checkpoints", action="store_true",
+                        help="checkpoint save / restore per backend instead of the libraries")
     parser.add_argument("--child", nargs=2, metavar=("LIBRARY", "ENDPOINT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         return child(*args.child)
+    if args.checkpoints:
+        return main_checkpoints(args.repeat)
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"
     os.environ.update(CREDENTIALS)
@@ -265,6 +327,28 @@ def main() -> None:
         cells = [f"{row[c]:.0f}" if row[c] >= 10 else f"{row[c]:.1f}" for c in columns] if row \
             else ["not installed"] + [""] * (len(columns) - 1)
         print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+def main_checkpoints(repeat: int) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the project's packages
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint)
+    server = start_moto(port)
+    try:
+        import boto3
+
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        rows = checkpoint_rows(endpoint, repeat)
+    finally:
+        server.kill()
+        server.wait()
+    print(f"median of {repeat} rounds, ms; s3: moto server {md.version('moto')} on 127.0.0.1, "
+          f"boto3 {md.version('boto3')}, Python {sys.version.split()[0]}")
+    print("| model | backend | checkpoint MB | save ms | restore ms |")
+    print("|---|---|---:|---:|---:|")
+    for model, backend, size, save, restore in rows:
+        print(f"| {model} | {backend} | {size:.2f} | {save:.0f} | {restore:.0f} |")
 
 
 if __name__ == "__main__":
