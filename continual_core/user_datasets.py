@@ -289,11 +289,11 @@ def resolved(spec: Any) -> UserDatasetInfo:
 
 
 def checked_shape(spec: Any) -> tuple[tuple[int, int, int], int]:
-    """(input shape, classes) for the spec's own checks; refuses `user_dataset` without
-    `user:<name>`. An unresolved `user:<name>` passes the shape checks (see `_UNRESOLVED`)."""
+    """(input shape, classes) for the spec's own checks. `user_dataset` is the server's to
+    fill in: without `user:<name>` it is dropped (a re-run of an upload's run on `digits`
+    keeps none). An unresolved `user:<name>` passes the shape checks (see `_UNRESOLVED`)."""
     if spec.user_dataset is not None and not is_user(spec.dataset):
-        raise ValueError(f"user_dataset: only with dataset 'user:<name>' (the server fills it "
-                         f"in); dataset is {spec.dataset}")  # fmt: skip
+        spec.user_dataset = None
     if is_user(spec.dataset) and spec.user_dataset is None:
         return _UNRESOLVED
     return spec.input_shape, spec.num_classes
