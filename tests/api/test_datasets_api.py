@@ -113,3 +113,17 @@ def test_delete_is_for_the_owner_or_an_admin_and_not_while_jobs_use_it(
     assert upload(client, bob, "two", DATA).status_code == 201
     assert client.delete("/v1/datasets/one", headers=ann).status_code == 204
     assert len(make_settings().artifact_store().list("datasets")) == 1
+
+
+def test_a_run_on_an_upload_is_re_run_on_it_or_on_a_built_in(client, user_headers) -> None:
+    ann = user_headers("ann")
+    assert upload(client, ann, "blobs", DATA).status_code == 201
+    first = client.post("/v1/experiments", headers=ann, json=SPEC).json()
+    again = client.post(f"/v1/experiments/{first['id']}/rerun", headers=ann, json={})
+    assert again.status_code == 201, again.text
+    assert again.json()["spec"]["user_dataset"] == first["spec"]["user_dataset"]
+    other = client.post(f"/v1/experiments/{first['id']}/rerun", headers=ann,
+                        json={"overrides": {"dataset": "digits"}})  # fmt: skip
+    assert other.status_code == 201, other.text
+    assert other.json()["spec"]["dataset"] == "digits"
+    assert other.json()["spec"]["user_dataset"] is None
