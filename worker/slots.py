@@ -16,9 +16,10 @@ run each job exactly once, just as N separate `ewc worker`s do.
   database that was never migrated, would otherwise restart for ever).
 - SIGTERM or SIGINT (Ctrl-C) to the parent: each child gets one SIGTERM (Celery's warm
   shutdown: a running job is handed back, see docs/architecture.md), the parent waits for
-  all of them (`EWC_WORKER_STOP_TIMEOUT_S`, default 60 s, then SIGKILL) and exits 0. The
-  children run in their own process group, so a terminal's Ctrl-C reaches them only
-  through the parent, once; on Linux a child also gets SIGTERM if the parent dies.
+  all of them (`EWC_WORKER_STOP_TIMEOUT_S`, default 50 s, inside compose's 60 s grace
+  period; then SIGKILL) and exits 0. The children run in their own process group, so a
+  terminal's Ctrl-C reaches them only through the parent, once; on Linux a child also
+  gets SIGTERM if the parent dies.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ class SlotSupervisor:
         self.count, self.queues = count, queues
         self.stop_timeout = (
             stop_timeout if stop_timeout is not None
-            else float(os.environ.get("EWC_WORKER_STOP_TIMEOUT_S", "60"))
+            else float(os.environ.get("EWC_WORKER_STOP_TIMEOUT_S", "50"))
         )  # fmt: skip
         self.slots = [Slot(k) for k in range(1, count + 1)]
         self._stopping = threading.Event()
