@@ -174,12 +174,33 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
         r = call(api, "GET", "/v1/sweeps/{sweep_id}/plot.png", f"/v1/sweeps/{sweep}/plot.png")
         assert r.content.startswith(png)
         call(api, "GET", "/v1/queues")
+        # Managing runs: edit, re-run, archive and restore, purge the re-run, cancel a sweep.
+        call(api, "PATCH", e, f"/v1/experiments/{done}", json={"notes": "seen", "tags": ["x"]})
+        rerun = call(api, "POST", f"{e}/rerun", f"/v1/experiments/{done}/rerun", expect=(201,),
+                     json={"overrides": {"epochs": 1}}).json()["id"]  # fmt: skip
+        call(api, "POST", f"{e}/cancel", f"/v1/experiments/{rerun}/cancel")
+        call(api, "DELETE", e, f"/v1/experiments/{other}")
+        call(api, "POST", f"{e}/restore", f"/v1/experiments/{other}/restore")
+        call(api, "POST", f"{e}/purge", f"/v1/experiments/{rerun}/purge", expect=(200, 204))
+        live = call(api, "POST", "/v1/sweeps", expect=(201,),
+                    json={"base": {"dataset": "digits"}, "grid": {"seed": [0, 1]}}).json()["id"]  # fmt: skip
+        call(api, "POST", "/v1/sweeps/{sweep_id}/cancel", f"/v1/sweeps/{live}/cancel")
+        # Webhooks: add, list, read, ping, the delivery logs, remove.
+        w = "/v1/webhooks/{webhook_id}"
+        hook = call(api, "POST", "/v1/webhooks", expect=(201,),
+                    json={"url": "http://127.0.0.1:9/hook"}).json()["id"]  # fmt: skip
+        call(api, "GET", "/v1/webhooks")
+        call(api, "GET", w, f"/v1/webhooks/{hook}")
+        call(api, "POST", f"{w}/test", f"/v1/webhooks/{hook}/test", expect=(202,))
+        call(api, "GET", "/v1/webhooks/deliveries")
+        call(api, "GET", f"{w}/deliveries", f"/v1/webhooks/{hook}/deliveries")
         npz = npz_bytes(**blobs(shape=(4, 4), classes=2, train=10, test=4))
         call(api, "POST", "/v1/datasets", expect=(201,), data={"name": "mine"},
              files={"file": ("mine.npz", npz)})  # fmt: skip
         call(api, "GET", "/v1/datasets")
         call(api, "GET", "/v1/datasets/{name}", "/v1/datasets/mine")
         call(api, "DELETE", "/v1/datasets/{name}", "/v1/datasets/mine", expect=(204,))
+        call(api, "DELETE", w, f"/v1/webhooks/{hook}", expect=(204,))
 
     with httpx.Client(base_url=url, timeout=60) as ui:
         call(ui, "GET", "/ui/login")
@@ -213,6 +234,18 @@ def _exercise(url: str, database_url: str, ids: dict[str, int]) -> set[tuple[str
              data={"name": "d", "csrf_token": csrf_of(ui, "/ui/datasets")})  # fmt: skip
         call(ui, "POST", "/ui/datasets/{name}/delete", "/ui/datasets/d/delete", expect=(303,),
              data={"csrf_token": csrf_of(ui, "/ui/datasets")})  # fmt: skip
+        call(ui, "GET", "/ui/webhooks")
+        page = f"/ui/experiments/{done}"
+        call(ui, "POST", f"{x}/edit", f"{page}/edit", expect=(303,), data={
+            "csrf_token": csrf_of(ui, page), "name": "seed 0", "tags": "x", "notes": "", "project": "ann"})  # fmt: skip
+        call(ui, "POST", f"{x}/archive", f"/ui/experiments/{other}/archive", expect=(303,),
+             data={"csrf_token": csrf_of(ui, page)})  # fmt: skip
+        call(ui, "POST", f"{x}/restore", f"/ui/experiments/{other}/restore", expect=(303,),
+             data={"csrf_token": csrf_of(ui, page)})  # fmt: skip
+        r = call(ui, "POST", f"{x}/rerun", f"{page}/rerun", expect=(303,),
+                 data={"csrf_token": csrf_of(ui, page)})  # fmt: skip
+        call(ui, "POST", "/ui/sweeps/{sweep_id}/cancel", f"/ui/sweeps/{live}/cancel", expect=(303,),
+             data={"csrf_token": csrf_of(ui, f"/ui/sweeps/{live}")})  # fmt: skip
         call(ui, "GET", "/ui/new")
         call(ui, "POST", "/ui/new", expect=(303,), data=new_form(ui, dataset="digits", splits="2", epochs="2"))
         queued = call(api_client := httpx.Client(base_url=url, headers=bearer), "POST",
