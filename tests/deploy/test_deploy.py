@@ -157,8 +157,9 @@ def test_compose_services_are_wired_as_designed(tmp_path):
         assert (env["AWS_ACCESS_KEY_ID"], env["AWS_SECRET_ACCESS_KEY"]) == (
             "ewc", DOTENV["MINIO_ROOT_PASSWORD"])  # MinIO's root user
         assert all(k.startswith(("EWC_", "AWS_")) for k in env), env
-    assert services["worker-cpu"]["command"] == ["ewc", "worker", "--queue", "cpu"]
-    assert services["worker-gpu"]["command"] == ["ewc", "worker", "--queue", "gpu"]
+    # One worker slot per container unless EWC_WORKER_SLOTS / EWC_GPU_WORKER_SLOTS say more.
+    assert services["worker-cpu"]["command"] == ["ewc", "worker", "--queue", "cpu", "--slots", "1"]
+    assert services["worker-gpu"]["command"] == ["ewc", "worker", "--queue", "gpu", "--slots", "1"]
     assert services["worker-gpu"]["build"]["target"] == "gpu"
     assert services["worker-cpu"]["build"]["target"] == "cpu"
     devices = services["worker-gpu"]["deploy"]["resources"]["reservations"]["devices"]
