@@ -40,7 +40,7 @@ METHODS: dict[str, type[Method]] = {}
 RESERVED = frozenset(
     {"model", "dataset", "dataset_update", "splits", "epochs", "batch_size", "learning_rate",
      "fisher", "reset_optimizer", "augment", "seed", "synthetic", "name", "tags", "priority",
-     "device", "time_limit_s", "heads", "hidden", "joint"}
+     "device", "time_limit_s", "heads", "hidden", "joint", "user_dataset"}
 )  # fmt: skip
 
 
