@@ -189,6 +189,13 @@ class Settings(BaseSettings):
     max_dataset_mb: float = Field(
         default=200.0, gt=0, description="Largest uploaded dataset file, in MiB (413 beyond)."
     )
+    dataset_cache_mb: float = Field(
+        default=2048.0,
+        ge=0,
+        description="Most MiB of uploaded dataset files a worker keeps in its dataset cache; "
+        "beyond, the least recently used are removed after each download (0: keep none "
+        "but the job's own).",
+    )
 
     # Webhooks --------------------------------------------------------------------------
     public_url: str | None = Field(
