@@ -3,7 +3,11 @@
 share (`--url`, `--token`, `--profile`, `--json`).
 
 The server and token a command uses: its flags, else `EWC_URL`/`EWC_TOKEN`, else a
-`.env` in the current directory, else the `ewc login` profile (cli/config.py).
+`.env` in the current directory, else the `ewc login` profile (cli/config.py). The
+profile: the command's `--profile`, else the global one (`ewc --profile NAME <command>`,
+kept in the click context's `meta` by cli/main.py's callback), else `EWC_PROFILE`
+(environment, then `.env`), else `default`. Every client command takes `Url`, `Token` and
+`Profile` and passes `profile=` to `Client` (tests/cli/test_cli_conventions.py checks).
 """
 
 from __future__ import annotations
@@ -41,10 +45,25 @@ Token = Annotated[
     typer.Option("--token", envvar="EWC_TOKEN", show_default=False, callback=_unless_default,
                  help="Bearer token ($EWC_TOKEN; else .env, else the `ewc login` profile)."),
 ]  # fmt: skip
+#: Where cli/main.py's callback keeps `ewc --profile NAME` (ctx.meta is shared by the
+#: whole command chain).
+GLOBAL_PROFILE = "ewc.profile"
+
+
+def profile_choice(ctx: typer.Context, param: typer.CallbackParam, value: str | None):
+    """A command's profile: its own `--profile` flag, else the global `ewc --profile`, else
+    `$EWC_PROFILE` (None: cli/config.py looks in `.env`, then takes `default`)."""
+    source = ctx.get_parameter_source(param.name or "")
+    if source is not None and source.name == "COMMANDLINE":
+        return value
+    return ctx.meta.get(GLOBAL_PROFILE) or value
+
+
 Profile = Annotated[
     str | None,
-    typer.Option("--profile", envvar="EWC_PROFILE", show_default=False,
-                 help="The `ewc login` profile to use ($EWC_PROFILE; default: default)."),
+    typer.Option("--profile", envvar="EWC_PROFILE", show_default=False, callback=profile_choice,
+                 help="The `ewc login` profile to use (else `ewc --profile`, $EWC_PROFILE, "
+                      "default)."),
 ]  # fmt: skip
 AsJson = Annotated[bool, typer.Option("--json", help="Print the raw JSON document (= -o json).")]
 DEFAULT_URL = config.DEFAULT_URL

@@ -3,9 +3,12 @@ FastAPI) only when they run, so `ewc --help` and the client commands stay fast."
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from cli import admin, artifacts, datasets, jobs, login, logs, manage, service, sweep, webhooks
+from cli.client import GLOBAL_PROFILE
 from cli.compare import register as register_compare
 from cli.run import run as run_command
 
@@ -16,6 +19,21 @@ app = typer.Typer(
     add_completion=True,  # `ewc --install-completion`, `ewc --show-completion bash`
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    profile: Annotated[str | None, typer.Option(
+        "--profile", show_default=False, metavar="NAME",
+        help="The `ewc login` profile every client command uses (a command's own --profile "
+        "wins; else $EWC_PROFILE, else default).")] = None,
+) -> None:  # fmt: skip
+    """EWC Server: continual-learning experiments with EWC, FIM and IncDet."""
+    if profile:
+        ctx.meta[GLOBAL_PROFILE] = profile
+
+
 app.command("run", help="Train here, with the original project's flags.")(run_command)
 jobs.register(app)
 login.register(app)
