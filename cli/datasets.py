@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from cli.client import DEFAULT_URL, AsJson, Client, Token, Url, console, fail
+from cli.client import DEFAULT_URL, AsJson, Client, Profile, Token, Url, console, fail
 from cli.output import Output, emit
 
 app = typer.Typer(help="Datasets of your own (.npz), used in a spec as user:<name>.",
@@ -41,11 +41,16 @@ def upload(
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """Upload a .npz dataset (checked by the server: shapes, dtypes, labels, NaN, size)."""
     if not file.is_file():
         raise fail(f"{file}: no such file")
-    row = Client(url, token).upload_dataset(file, name, description).model_dump(mode="json")
+    row = (
+        Client(url, token, profile=profile)
+        .upload_dataset(file, name, description)
+        .model_dump(mode="json")
+    )
 
     def human() -> None:
         shape = "×".join(str(d) for d in row["input_shape"])
@@ -59,28 +64,31 @@ def upload(
 
 @app.command("list")
 def list_datasets(
-    output: Output = None, as_json: AsJson = False, url: Url = DEFAULT_URL, token: Token = None
-) -> None:
+    output: Output = None, as_json: AsJson = False, url: Url = DEFAULT_URL, token: Token = None,
+    profile: Profile = None,
+) -> None:  # fmt: skip
     """Every uploaded dataset: shape, classes, size, owner, checksum."""
-    rows = [d.model_dump(mode="json") for d in Client(url, token).datasets()]
+    rows = [d.model_dump(mode="json") for d in Client(url, token, profile=profile).datasets()]
     emit({"items": rows}, output, as_json=as_json, rows=rows, columns=COLUMNS)
 
 
 @app.command("show")
 def show(
     name: NameArg, output: Output = None, as_json: AsJson = False, url: Url = DEFAULT_URL,
-    token: Token = None,
+    token: Token = None, profile: Profile = None,
 ) -> None:  # fmt: skip
     """One dataset, every field."""
-    row = Client(url, token).dataset(name).model_dump(mode="json")
+    row = Client(url, token, profile=profile).dataset(name).model_dump(mode="json")
     emit(row, output, as_json=as_json, rows=[{"field": k, "value": v} for k, v in row.items()],
          columns=["field", "value"])  # fmt: skip
 
 
 @app.command("delete")
-def delete(name: NameArg, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def delete(
+    name: NameArg, url: Url = DEFAULT_URL, token: Token = None, profile: Profile = None
+) -> None:
     """Delete a dataset (yours, or any as an admin); refused while queued or running jobs use it."""
-    Client(url, token).delete_dataset(name)
+    Client(url, token, profile=profile).delete_dataset(name)
     console.print(f"dataset {name} deleted")
 
 
