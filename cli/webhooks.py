@@ -16,7 +16,7 @@ from typing import Annotated
 
 import typer
 
-from cli.client import DEFAULT_URL, Client, Token, Url, console
+from cli.client import DEFAULT_URL, Client, Profile, Token, Url, console
 from cli.output import Output, emit
 
 app = typer.Typer(
@@ -38,9 +38,12 @@ def add(
     output: Output = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """Add a webhook; prints its signing secret (shown this once)."""
-    hook = Client(url, token).add_webhook(url_, event or None).model_dump(mode="json")
+    hook = (
+        Client(url, token, profile=profile).add_webhook(url_, event or None).model_dump(mode="json")
+    )
 
     def human() -> None:
         console.print(f"webhook #{hook['id']} → {hook['url']} ({', '.join(hook['events'])})")
@@ -57,17 +60,22 @@ def list_hooks(
     output: Output = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """List your webhooks (secrets by their first characters)."""
-    hooks = [h.model_dump(mode="json") for h in Client(url, token).webhooks(all=all_)]
+    hooks = [
+        h.model_dump(mode="json") for h in Client(url, token, profile=profile).webhooks(all=all_)
+    ]
     columns = ["id", "owner", "url", "events", "secret_prefix", "created_at"]
     emit({"items": hooks}, output, rows=hooks, columns=columns)
 
 
 @app.command("remove")
-def remove(webhook_id: WebhookIdArg, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def remove(
+    webhook_id: WebhookIdArg, url: Url = DEFAULT_URL, token: Token = None, profile: Profile = None
+) -> None:
     """Remove a webhook and its delivery log."""
-    Client(url, token).remove_webhook(webhook_id)
+    Client(url, token, profile=profile).remove_webhook(webhook_id)
     console.print(f"webhook #{webhook_id} removed")
 
 
@@ -80,9 +88,13 @@ def deliveries(
     output: Output = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
+    profile: Profile = None,
 ) -> None:
     """The newest deliveries: event, status, attempts, the receiver's last answer."""
-    items = [d.model_dump(mode="json") for d in Client(url, token).deliveries(webhook_id, limit)]
+    items = [
+        d.model_dump(mode="json")
+        for d in Client(url, token, profile=profile).deliveries(webhook_id, limit)
+    ]
     rows = [
         {**d, "answer": d["last_status_code"] or d["last_error"] or "",
          "created_at": d["created_at"][:19]}
@@ -93,10 +105,22 @@ def deliveries(
 
 
 @app.command("test")
-def test_hook(webhook_id: WebhookIdArg, url: Url = DEFAULT_URL, token: Token = None) -> None:
+def test_hook(
+    webhook_id: WebhookIdArg,
+    output: Output = None,
+    url: Url = DEFAULT_URL,
+    token: Token = None,
+    profile: Profile = None,
+) -> None:
     """Queue a `ping` to the webhook; a worker sends it (see `ewc webhooks deliveries`)."""
-    d = Client(url, token).test_webhook(webhook_id)
-    console.print(f"ping queued (delivery #{d.id}); see: ewc webhooks deliveries {webhook_id}")
+    d = Client(url, token, profile=profile).test_webhook(webhook_id).model_dump(mode="json")
+
+    def human() -> None:
+        console.print(
+            f"ping queued (delivery #{d['id']}); see: ewc webhooks deliveries {webhook_id}"
+        )
+
+    emit(d, output, table=human)
 
 
 def register(main: typer.Typer) -> None:
