@@ -15,13 +15,13 @@ command (submit), not a group.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
 from cli.client import DEFAULT_URL, AsJson, Client, Profile, Token, Url, console, err_console, fail
 from cli.jobs import EXIT_CODES, EXIT_TIMEOUT, WaitTimeout, wait_for
+from cli.output import Output, emit
 from store.sweeps import grid_value
 
 ExperimentArg = Annotated[int, typer.Argument(help="Experiment id.", min=1)]
@@ -42,11 +42,9 @@ def parse_sets(entries: list[str] | None) -> dict[str, Any]:
     return overrides
 
 
-def _print(exp: dict, as_json: bool, line: str) -> None:
-    if as_json:
-        console.print_json(json.dumps(exp))
-    else:
-        console.print(line, highlight=False)
+def _print(doc: dict, output: Any, as_json: bool, line: str) -> None:
+    """The server's answer as JSON (`-o json`/`--json`), one CSV row, or `line`."""
+    emit(doc, output, as_json=as_json, table=lambda: console.print(line, highlight=False))
 
 
 def rerun(
@@ -59,6 +57,7 @@ def rerun(
                     "exit 0 succeeded, 3 failed, 4 cancelled.")] = False,
     timeout: Annotated[float | None, typer.Option("--timeout", min=0, show_default=False,
                        help="With --wait: stop waiting after this many seconds (exit 5).")] = None,
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
@@ -66,7 +65,7 @@ def rerun(
 ) -> None:
     """Queue an experiment again: the same spec (with --set overrides), tags and project;
     the new run records which one it re-ran. Prints the new id."""
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     exp = client.rerun(experiment_id, parse_sets(set_), project=project).model_dump(mode="json")
     err_console.print(f"re-ran #{experiment_id} as [bold]#{exp['id']}[/bold] ({exp['status']})")
     if wait:
@@ -75,7 +74,7 @@ def rerun(
         except WaitTimeout as stopped:
             err_console.print(f"stopped waiting after {timeout:g} s: {stopped} (exit 5)")
             raise typer.Exit(EXIT_TIMEOUT) from None
-    _print(exp, as_json, str(exp["id"]) if not wait else f"#{exp['id']}: {exp['status']}")
+    _print(exp, output, as_json, str(exp["id"]) if not wait else f"#{exp['id']}: {exp['status']}")
     if wait and exp["status"] != "succeeded":
         raise typer.Exit(EXIT_CODES.get(exp["status"], 1))
 
@@ -90,6 +89,7 @@ def edit(
                      help='Free-text notes ("" clears them).')] = None,
     project: Annotated[str | None, typer.Option("--project", show_default=False,
                        help="Move it to this project.")] = None,
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
@@ -98,7 +98,7 @@ def edit(
     """Change an experiment's name, tags, notes or project (yours, or any as an admin)."""
     if name is None and notes is None and project is None and not tag and not untag:
         raise fail("nothing to change: give --name, --tag, --untag, --notes or --project")
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     changes: dict[str, Any] = {"project": project}
     if name is not None:
         changes["name"] = name or None
@@ -110,12 +110,13 @@ def edit(
         changes["tags"] = [t for t in dict.fromkeys([*current, *(tag or [])]) if t not in dropped]
     exp = client.edit(experiment_id, **changes).model_dump(mode="json")
     tags = ", ".join(exp["tags"]) or "no tags"
-    _print(exp, as_json, f"#{exp['id']} {exp['name'] or '(no name)'} · {tags} · project "
+    _print(exp, output, as_json, f"#{exp['id']} {exp['name'] or '(no name)'} · {tags} · project "
            f"{exp['project']}")  # fmt: skip
 
 
 def archive(
     experiment_id: ExperimentArg,
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
@@ -123,25 +124,27 @@ def archive(
 ) -> None:
     """Archive a finished experiment: hidden from listings (ewc list --archived shows it),
     still readable by id. A queued or running one must be cancelled first."""
-    exp = Client(url, token).archive(experiment_id).model_dump(mode="json")
-    _print(exp, as_json, f"#{exp['id']}: archived (ewc restore {exp['id']} brings it back)")
+    exp = Client(url, token, profile=profile).archive(experiment_id).model_dump(mode="json")
+    _print(exp, output, as_json, f"#{exp['id']}: archived (ewc restore {exp['id']} brings it back)")
 
 
 def restore(
     experiment_id: ExperimentArg,
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     profile: Profile = None,
 ) -> None:
     """Bring an archived experiment back into listings."""
-    exp = Client(url, token).restore(experiment_id).model_dump(mode="json")
-    _print(exp, as_json, f"#{exp['id']}: restored")
+    exp = Client(url, token, profile=profile).restore(experiment_id).model_dump(mode="json")
+    _print(exp, output, as_json, f"#{exp['id']}: restored")
 
 
 def purge(
     experiment_id: ExperimentArg,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    output: Output = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
     profile: Profile = None,
@@ -150,20 +153,22 @@ def purge(
     if not yes and not typer.confirm(f"Delete experiment #{experiment_id} and its artifacts "
                                      "for good?"):  # fmt: skip
         raise typer.Exit(1)
-    done = Client(url, token).purge(experiment_id)
-    console.print(f"#{done.id}: purged ({done.artifacts_deleted} artifact files deleted)")
+    done = Client(url, token, profile=profile).purge(experiment_id).model_dump(mode="json")
+    _print(done, output, False, f"#{done['id']}: purged ({done['artifacts_deleted']} artifact "
+           "files deleted)")  # fmt: skip
 
 
 def cancel_sweep(
     sweep_id: Annotated[int, typer.Argument(help="Sweep id.", min=1)],
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     profile: Profile = None,
 ) -> None:
     """Cancel every queued or running point of a sweep (yours, or any as an admin)."""
-    done = Client(url, token).cancel_sweep(sweep_id).model_dump(mode="json")
-    _print(done, as_json, f"sweep {sweep_id}: {len(done['cancelled'])} cancelled, "
+    done = Client(url, token, profile=profile).cancel_sweep(sweep_id).model_dump(mode="json")
+    _print(done, output, as_json, f"sweep {sweep_id}: {len(done['cancelled'])} cancelled, "
            f"{len(done['stopping'])} stopping, {done['finished']} already finished")  # fmt: skip
 
 
