@@ -89,7 +89,7 @@ def compare(
 ) -> None:  # fmt: skip
     """Compare experiments: their summaries and differing spec fields, or (--plot) one
     picture of all of them."""
-    client = Client(url, token)
+    client = Client(url, token, profile=profile)
     if plot is not None:
         try:
             chosen = kind_for(plot, kind)
