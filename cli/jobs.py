@@ -128,12 +128,16 @@ def submit(
     timeout: Annotated[float | None, typer.Option("--timeout", min=0, show_default=False,
                        help="With --wait: stop waiting after this many seconds (exit 5; "
                        "the run goes on).")] = None,
+    output: Output = None,
     as_json: AsJson = False,
     url: Url = DEFAULT_URL,
     token: Token = None,
     profile: Profile = None,
 ) -> None:
-    """Submit an experiment to the server, with the original project's flags."""
+    """Submit an experiment to the server, with the original project's flags; `-o json`
+    (= --json) prints the experiment's JSON instead of its id."""
+    fmt = resolve_format(output, as_json)
+    as_json = fmt is not Format.table  # json or csv: the document, not the human lines
     extra: dict[str, Any] = {"priority": priority, "device": device}
     if name:
         extra["name"] = name
@@ -149,12 +153,12 @@ def submit(
         except WaitTimeout as stopped:
             err_console.print(f"stopped waiting after {timeout:g} s: {stopped} (exit 5)")
             if as_json:
-                emit(stopped.exp, "json")
+                emit(stopped.exp, fmt, rows=[flat(stopped.exp)])
             raise typer.Exit(EXIT_TIMEOUT) from None
         if not as_json:
             _print_results(client.metrics(exp["id"]).model_dump(mode="json"), exp)
     if as_json:
-        emit(exp, "json")
+        emit(exp, fmt, rows=[flat(exp)])
     elif not wait:
         console.print(exp["id"])
     if wait and exp["status"] != "succeeded":
@@ -232,6 +236,7 @@ def results(
 
 def cancel(
     experiment_id: Annotated[int, typer.Argument(help="Experiment id.")],
+    output: Output = None,
     url: Url = DEFAULT_URL,
     token: Token = None,
     profile: Profile = None,
@@ -239,7 +244,8 @@ def cancel(
     """Cancel a queued or running experiment (yours, or any as an admin)."""
     exp = Client(url, token, profile=profile).cancel(experiment_id).model_dump(mode="json")
     note = " (stops within one epoch)" if exp["status"] == "running" else ""
-    console.print(f"#{exp['id']}: {exp['status']}{note}")
+    line = f"#{exp['id']}: {exp['status']}{note}"
+    emit(exp, output, rows=[flat(exp)], table=lambda: console.print(line))
 
 
 def list_experiments(
