@@ -16,14 +16,14 @@ from typing import Annotated
 import typer
 
 from cli import config
-from cli.client import err_console, fail
+from cli.client import err_console, fail, profile_choice
 from client import Client as ApiClient
 from client import ClientError
 
 ProfileName = Annotated[
     str | None,
-    typer.Option("--profile", envvar="EWC_PROFILE", show_default=False,
-                 help="Profile name ($EWC_PROFILE; default: default)."),
+    typer.Option("--profile", envvar="EWC_PROFILE", show_default=False, callback=profile_choice,
+                 help="Profile name (else `ewc --profile`, $EWC_PROFILE; default: default)."),
 ]  # fmt: skip
 
 
