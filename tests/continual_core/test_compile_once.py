@@ -29,8 +29,8 @@ from tests.continual_core.toy_method import Toy
 ROOT = Path(__file__).resolve().parents[2]
 BASE: dict[str, Any] = {
     "dataset": "digits",
-    "epochs": 3,
-    "splits": 3,
+    "epochs": 2,  # two tasks of one epoch: one consolidation, then a penalised task
+    "splits": 2,
     "batch_size": 256,
     "hidden": [32],
 }
