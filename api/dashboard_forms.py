@@ -10,8 +10,8 @@ each next to its input.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
@@ -26,6 +26,7 @@ from continual_core.spec import (
     ExperimentSpec,
     validation_problems,
 )
+from continual_core.user_datasets import USER_PREFIX, as_input_shape
 from store.sweeps import GridError, parse_grid_entries
 
 #: The spec's own fields on the form, each with the spec's default.
@@ -113,6 +114,30 @@ CHOICES: dict[str, Any] = {
     # Not a select: the methods' part of the form (new.html loops over it).
     "methods": method_sections(),
 }
+
+
+class Upload(Protocol):
+    """What the dataset select reads of an uploaded dataset (`store.records.Dataset`)."""
+
+    name: str
+    input_shape: list[Any]
+    num_classes: int
+    train_examples: int
+
+
+def dataset_options(uploads: Iterable[Upload]) -> dict[str, list[tuple[str, str]]]:
+    """The dataset select's (value, label) options in two groups: `builtin` (the model's
+    default, then every built-in dataset) and `uploaded` (every upload as `user:<name>`,
+    labelled with its shape as height × width × channels, its classes and examples)."""
+    builtin = [("", "default for the model"), *((name, name) for name in DATASETS)]
+    uploaded = []
+    for row in uploads:
+        shape = "×".join(str(n) for n in as_input_shape(tuple(row.input_shape)))
+        value = f"{USER_PREFIX}{row.name}"
+        label = f"{value} ({shape}, {row.num_classes} classes, {row.train_examples} train)"
+        uploaded.append((value, label))
+    return {"builtin": builtin, "uploaded": uploaded}
+
 
 def new_fields() -> tuple[str, ...]:
     """What the new-experiment page posts: every field always, the checkboxes when ticked

@@ -22,6 +22,7 @@ from api.routes.dashboard.common import (
     render,
 )
 from api.submission import create_experiment, create_sweep, wake
+from store import datasets as store_datasets
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import StoreError
@@ -54,14 +55,16 @@ def _cancel(session, user, experiment_id: int) -> RedirectResponse:
 # New experiment ---------------------------------------------------------------------------
 
 
-def _new_page(request: Request, user, code: int, form, errors: dict[str, str]):
+def _new_page(request: Request, user, session, code: int, form, errors: dict[str, str]):
+    """The form; its dataset select offers the built-ins and every upload (`user:<name>`)."""
+    uploads = [row for row, _owner in store_datasets.list_datasets(session)]
     return render(request, "new.html", user, code, values=forms.form_values(form), errors=errors,
-                  choices=forms.CHOICES)  # fmt: skip
+                  choices=forms.CHOICES, datasets=forms.dataset_options(uploads))  # fmt: skip
 
 
 @router.get("/new", response_class=HTMLResponse)
-def new_page(request: Request, user: PageUser):
-    return _new_page(request, user, 200, None, {})
+def new_page(request: Request, user: PageUser, session: SessionDep):
+    return _new_page(request, user, session, 200, None, {})
 
 
 @router.post("/new", response_class=HTMLResponse)
@@ -78,7 +81,9 @@ async def submit_form(
             request, browser_session.csrf_token, forms.NEW_FIELDS, forms.NEW_REQUIRED
         )
     except guard.Refused as exc:
-        return _new_page(request, user, exc.code, None, {"form": exc.message})
+        return await run_in_threadpool(
+            _new_page, request, user, session, exc.code, None, {"form": exc.message}
+        )
     return await run_in_threadpool(_submit, request, user, session, settings, celery, form)
 
 
@@ -94,7 +99,8 @@ def _submit(request, user, session, settings, celery, form: dict[str, str]):
         else:
             wake(session, celery, [exp])  # commits, then sends
             return RedirectResponse(f"/ui/?submitted={exp.id}", status.HTTP_303_SEE_OTHER)
-    return _new_page(request, user, 422, form, errors)
+    session.rollback()  # nothing of a refused submission stays (nor a row lock it took)
+    return _new_page(request, user, session, 422, form, errors)
 
 
 # Sweeps -----------------------------------------------------------------------------------
