@@ -5,6 +5,8 @@ order, and end with the job; `ewc logs ID` prints a finished log; errors are one
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import threading
@@ -116,10 +118,14 @@ def test_following_a_running_job_over_http_gets_every_line_once_and_errors_are_o
     # Finished: `ewc logs` prints it whole (JSON lines with --json), after a line id.
     r = cli(server, "logs", str(exp), "--json")
     assert r.exit_code == 0, r.output
+    r_json = r.stdout
     docs = [json.loads(line) for line in r.stdout.splitlines()]
     assert len(docs) == LINES + 1 and set(docs[0]) == {"id", "attempt", "level", "time", "message"}
     r = cli(server, "logs", str(exp), "--after", str(docs[-2]["id"]))
     assert r.stdout.splitlines() == [printed[-1]]
+    assert cli(server, "logs", str(exp), "-o", "json").stdout == r_json  # --json = -o json
+    rows = list(csv.DictReader(io.StringIO(cli(server, "logs", str(exp), "-o", "csv").stdout)))
+    assert [{k: str(v) for k, v in d.items()} for d in docs] == rows  # id,attempt,level,time,message
     with Client(server[0], ADMIN_TOKEN) as client:
         assert client.log_text(exp).splitlines() == printed
         page = client.logs(exp, limit=5)
