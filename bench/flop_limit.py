@@ -324,7 +324,7 @@ def load_average() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--reps", type=int, default=15, help="timed rounds (cifarnet: a quarter)")
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet", "cifarnet"])
     parser.add_argument("--quick", action="store_true", help="5 repetitions, no thread sweep")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
@@ -341,7 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.experimental.enable_op_determinism()
     rate = matmul_rate()
     small = shape_rate(BATCH, 784, 100)
-    results = [measure_model(m, rate, reps, levers=True) for m in args.models]
+    results = []
+    for m in args.models:
+        results.append(measure_model(m, rate, reps, levers=True))
+        r = results[-1]
+        print(f"{m}: epoch {1e3 * r['epoch_s']:.1f} ms, limit {1e3 * r['flop_time_s']:.1f} ms "
+              f"({r['epoch_over_limit']:.1f}×); {json.dumps(r['times'])}", file=sys.stderr, flush=True)
     threads = []
     if not args.quick:
         for intra, inter in ((1, 1), (2, 1), (2, 2)):

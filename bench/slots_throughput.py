@@ -40,7 +40,7 @@ def one_round(slots: int, jobs: int, queue: str, folder: Path, spec: dict) -> di
 
     cache = str(default_dataset_dir())  # the datasets already cached on this machine
     with embedded_redis(folder) as broker, Processes(stop_timeout=60) as start:
-        env = service_env(database, broker, data, EWC_DATASET_CACHE=cache, EWC_LOG_LEVEL="WARNING")
+        env = service_env(database, broker, data, EWC_DATASET_CACHE=cache)  # INFO: "ready." lines
         worker = start(f"slots{slots}", [*EWC, "worker", "--queue", queue, "--slots", str(slots)], env)
         wait_until(f"{slots} slots ready", lambda: sum(" ready." in x for x in list(worker.lines)) >= slots,
                    600, worker, pause=0.2)  # fmt: skip

@@ -10,6 +10,8 @@ run each job exactly once, just as N separate `ewc worker`s do.
   `EWC_WORKER_SLOT=k` (1..N, in its log lines' hostname) and `EWC_WORKER_SLOT_COUNT=N`.
   On a GPU, `worker.devices.detect_device` then caps the child's memory: `EWC_GPU_MEMORY_MB`
   if set, else 90 % of the GPU's memory ÷ N, so N small jobs share one device.
+- Each child's TensorFlow thread pools get a share of the cores (`slot_threads`:
+  `TF_NUM_INTRAOP_THREADS` = cores ÷ N, `TF_NUM_INTEROP_THREADS` = 1, unless set).
 - A child that exits while the parent is not stopping is restarted (after 1 s, doubling to
   30 s while it keeps dying within 30 s of its start); three quick deaths in a row stop
   every slot and the parent exits with that child's code (a configuration error, such as a
@@ -64,6 +66,14 @@ class Slot:
     exits: list[int] = field(default_factory=list)
 
 
+def slot_threads(count: int) -> dict[str, str]:
+    """TensorFlow's thread pools for one of `count` slots: the cores shared out
+    (intra-op ⌊cores ÷ N⌋, at least 1; inter-op 1), unless the environment sets them. N
+    processes each with a pool as wide as the machine would only fight over the cores."""
+    cores = os.cpu_count() or 1
+    return {"TF_NUM_INTRAOP_THREADS": str(max(1, cores // count)), "TF_NUM_INTEROP_THREADS": "1"}
+
+
 def child_command(queues: str) -> list[str]:
     """One slot's command line: a plain `ewc worker` on the same queues."""
     return [sys.executable, "-c", "from cli.main import main; main()", "worker", "--queue", queues]
@@ -84,6 +94,7 @@ class SlotSupervisor:
 
     def _start(self, slot: Slot) -> None:
         env = {
+            **slot_threads(self.count),
             **os.environ,
             "EWC_WORKER_SLOTS": "1",
             "EWC_WORKER_SLOT": str(slot.number),
