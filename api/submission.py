@@ -19,6 +19,8 @@ from api.limits import limit_problems
 from common.broker import send_wakeup
 from common.settings import Settings
 from continual_core.spec import ExperimentSpec, validation_problems
+from continual_core.user_datasets import is_user, user_name
+from store import datasets as store_datasets
 from store import experiments as store_experiments
 from store import sweeps as store_sweeps
 from store.errors import LimitReached
@@ -50,7 +52,7 @@ def create_experiment(
 
     Raises `SpecProblems` (422) above the server's limits, `ActiveJobCapReached` (429).
     """
-    spec = dataset_specs.resolve(session, spec)  # user:<name> → its upload (422 when none)
+    spec = _resolve(session, spec)  # user:<name> → its upload (422 when none)
     problems = limit_problems(spec, settings)
     if problems:
         raise SpecProblems(problems)
@@ -71,6 +73,15 @@ def create_experiment(
         experiment.queue,
     )
     return experiment
+
+
+def _resolve(session: Session, spec: ExperimentSpec) -> ExperimentSpec:
+    """`dataset_specs.resolve`, with an upload's row share-locked until this transaction
+    commits the experiment: a concurrent delete waits for it (then 409), or it waits for
+    the delete (then 422, no such dataset). See `store.datasets`."""
+    if is_user(spec.dataset):
+        store_datasets.lock_dataset(session, user_name(str(spec.dataset)))
+    return dataset_specs.resolve(session, spec)
 
 
 def wake(session: Session, celery: Celery, created: Sequence[Experiment]) -> int:
@@ -112,7 +123,7 @@ def sweep_points(
     for params, raw in points:
         try:
             spec = ExperimentSpec.model_validate(raw)
-            spec = dataset_specs.resolve(session, spec) if session is not None else spec
+            spec = _resolve(session, spec) if session is not None else spec
         except SpecProblems as exc:  # user:<name>: no such upload, or its shape refuses
             for field, msg in exc.problems:
                 problems[(f"grid.{field}" if field in params else f"base.{field}", msg)] = None

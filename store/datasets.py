@@ -8,6 +8,14 @@ Session, flush, and never commit.
 
 Every user may *use* every dataset (they are shared by the team); only its owner or an
 admin may delete one, and not while a queued or running experiment names it.
+
+A delete and a submission naming the dataset never both succeed: a submission takes the
+row `FOR SHARE` (`lock_dataset`) before it resolves the name and keeps it until it commits
+its experiment, a delete takes it `FOR UPDATE` (`get_dataset(..., for_delete=True)`)
+before it looks for active experiments. On PostgreSQL whichever comes second waits: a
+delete then sees the new job (409), a submission finds no dataset (422). SQLite ignores
+the locks; there every writer holds the one write lock from `BEGIN IMMEDIATE`
+(`store.db`), so the check and the write are one transaction all the same.
 """
 
 from __future__ import annotations
@@ -72,9 +80,18 @@ def find_dataset(session: Session, name: str) -> Dataset | None:
     return session.scalar(select(Dataset).where(Dataset.name == name))
 
 
-def get_dataset(session: Session, name: str) -> Dataset:
-    """The dataset called `name`; raises `DatasetNotFound`."""
-    row = find_dataset(session, name)
+def lock_dataset(session: Session, name: str, *, exclusive: bool = False) -> Dataset | None:
+    """The dataset called `name` (None when there is none), its row locked until the
+    transaction ends: shared by a submission naming it (several may submit at once),
+    exclusive for its delete. A no-op lock on SQLite (see the module's docstring)."""
+    stmt = select(Dataset).where(Dataset.name == name).with_for_update(read=not exclusive)
+    return session.scalar(stmt.execution_options(populate_existing=True))
+
+
+def get_dataset(session: Session, name: str, *, for_delete: bool = False) -> Dataset:
+    """The dataset called `name` (`for_delete`: locked against submissions naming it
+    until the transaction ends); raises `DatasetNotFound`."""
+    row = lock_dataset(session, name, exclusive=True) if for_delete else find_dataset(session, name)
     if row is None:
         raise DatasetNotFound(name)
     return row
@@ -98,8 +115,9 @@ def active_users(session: Session, dataset: str) -> list[int]:
 
 def delete_dataset(session: Session, row: Dataset, dataset: str) -> None:
     """Delete the row (flushed); raises `DatasetInUse` while active experiments name it
-    (their spec's `dataset` is `dataset`, `user:<name>`). The caller checks who may, and
-    removes the file when `still_stored` says nobody else keeps it."""
+    (their spec's `dataset` is `dataset`, `user:<name>`). `row` comes from
+    `get_dataset(..., for_delete=True)`, so no submission can add one meanwhile. The caller
+    checks who may, and removes the file when `still_stored` says nobody else keeps it."""
     users = active_users(session, dataset)
     if users:
         raise DatasetInUse(row.name, users)

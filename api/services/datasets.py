@@ -148,8 +148,10 @@ def out(row: Dataset, owner: str) -> DatasetOut:
 
 
 def remove(session: Session, settings: Settings, user: User, name: str) -> None:
-    """Delete a dataset: its owner or an admin (403), not while active jobs use it (409)."""
-    row = store_datasets.get_dataset(session, name)
+    """Delete a dataset: its owner or an admin (403), not while active jobs use it (409).
+    The row is locked first, so a submission naming it either committed before (409) or
+    waits and then finds no dataset (422)."""
+    row = store_datasets.get_dataset(session, name, for_delete=True)
     if row.owner_id != user.id and not user.is_admin:
         raise HTTPException(403, f"dataset {name!r} belongs to another user; only its owner "
                                  "or an admin may delete it")  # fmt: skip
