@@ -19,7 +19,8 @@ What it measures, all in this run (so load hits every figure alike):
    (256 × 784 @ 784 × 100, the mlp's largest matmul), which bounds what small matmuls reach.
 3. **Our epoch**: `Learner.train_epoch` of the real learner (mlp, lenet, cifarnet; each on
    mnist-5k, no augmentation, no EWC: the same as bench/core_speed.py's "training epoch").
-   cifarnet (≈ 1.4 TFLOP an epoch on 28 × 28 inputs) is timed on 3 steps and scaled to 13.
+   cifarnet (≈ 2.8 TFLOP an epoch on 28 × 28 inputs: a minute at 45 GFLOP/s) is timed on 3
+   steps and scaled to 13; on 2 loaded cores even that takes over 15 minutes (a GPU's model).
    Reported: epoch time, FLOP time (= FLOPs ÷ rate), epoch ÷ FLOP time.
 4. **Levers**, measured on an equivalent step built here (same Keras model and Adam as the
    learner; the learner itself is not changed): per-step `tf.function` calls (the learner's
