@@ -149,11 +149,14 @@ def test_tokens_list_shows_at_most_6_characters(migrated_url, tmp_path) -> None:
             _row, token = users.create_token(s, users.create_user(s, "ann"))
     finally:
         engine.dispose()
-    env = {**os.environ, "EWC_DATABASE_URL": migrated_url, "EWC_DATA_DIR": str(tmp_path)}
+    # A wide terminal, so Rich's table does not shorten the columns this test reads.
+    env = {**os.environ, "EWC_DATABASE_URL": migrated_url, "EWC_DATA_DIR": str(tmp_path), "COLUMNS": "200"}
     env.pop("EWC_ADMIN_TOKEN", None)
-    done = subprocess.run([*EWC, "tokens", "list"], check=False, env=env, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    for secret in (token, GOOD_TOKEN):
-        assert secret[:6] + "…" in done.stdout and secret[:7] not in done.stdout, done.stdout
-    admin_line = next(line for line in done.stdout.splitlines() if " admin " in line)
-    assert admin_line.rstrip().endswith("EWC_ADMIN_TOKEN")
+    for output in ("table", "json", "csv"):
+        done = subprocess.run([*EWC, "tokens", "list", "-o", output], check=False, env=env,
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        for secret in (token, GOOD_TOKEN):
+            assert secret[:6] in done.stdout and secret[:7] not in done.stdout, done.stdout
+    admin_line = next(line for line in done.stdout.splitlines() if ",admin," in line)  # the csv
+    assert admin_line.rstrip().endswith("EWC_ADMIN_TOKEN"), done.stdout
