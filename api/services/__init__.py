@@ -11,5 +11,6 @@ Services hold no SQL either: every statement lives in `store/`.
 - `sweeps`: a sweep's statistics document and its plot;
 - `events`: an experiment's live progress as server-sent events;
 - `change_watch`: the one database poll behind every open event stream;
+- `sse`: the server-sent-event loop the event and log streams share;
 - `artifacts`: downloading an artifact (a file, or a folder zipped on the fly).
 """

@@ -2,7 +2,7 @@
 
 The worker is another process, so the stream reads the database (in a worker thread so
 the event loop never blocks) when the process's one poller of open streams saw a change
-(`api.services.change_watch`, every `POLL_S` seconds), and sends what is new:
+(`api.services.change_watch`, every `api.services.sse.POLL_S` seconds), and sends what is new:
 
 - `status` — {"id", "status", "progress", "error", "summary", "cancel_requested"}: first,
   and whenever the status changes;
@@ -14,16 +14,12 @@ the event loop never blocks) when the process's one poller of open streams saw a
 
 Each event carries an id "<epoch>.<task>" (the last ones sent); a client reconnecting with
 `Last-Event-ID` (EventSource does this) gets only what it has not seen. A comment line is
-sent every `KEEPALIVE_S` seconds so proxies keep the connection open.
+sent every `api.services.sse.KEEPALIVE_S` seconds so proxies keep the connection open.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,16 +29,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api import parsing
-from api.services.change_watch import ChangeWatch
+from api.services.sse import Read, format_event, poll_stream, stream_response
 from store import updates
 from store.models import Experiment
-
-#: Seconds between two database polls of one stream.
-POLL_S = 0.5
-#: Seconds between keep-alive comments.
-KEEPALIVE_S = 15.0
-#: Milliseconds a browser waits before reconnecting (the SSE `retry:` field).
-RETRY_MS = 3000
 
 
 @dataclass
@@ -60,15 +49,6 @@ def parse_last_event_id(value: str | None) -> tuple[int, int]:
     """(epoch, task) from a Last-Event-ID "<epoch>.<task>"; (0, 0) when absent or malformed
     (non-ASCII digits, or numbers no row can hold: `api.parsing.parse_last_event_id`)."""
     return parsing.parse_last_event_id(value) or (0, 0)
-
-
-def format_event(event: str, data: Any, event_id: str | None = None) -> str:
-    """One SSE message: `event:`, optional `id:`, and the JSON `data:` line."""
-    lines = [f"event: {event}"]
-    if event_id is not None:
-        lines.append(f"id: {event_id}")
-    lines.append(f"data: {json.dumps(data, separators=(',', ':'), default=str)}")
-    return "\n".join(lines) + "\n\n"
 
 
 def status_document(e: Experiment) -> dict[str, Any]:
@@ -135,79 +115,27 @@ async def event_stream(
     experiment_id: int,
     *,
     last_event_id: str | None = None,
-    is_disconnected: Callable[[], Awaitable[bool]] | None = None,
-    poll_s: float = POLL_S,
-    max_s: float | None = None,
-    watch: ChangeWatch | None = None,
+    **loop: Any,
 ) -> AsyncIterator[str]:
     """SSE text for one experiment until its job ends, the client goes away, or `max_s`
     seconds have passed (the client then reconnects with Last-Event-ID and misses nothing;
     a stream is never held open forever by a job that waits for days).
 
-    With `watch` the stream reads the database only when the shared poller saw a change
-    (`api.services.change_watch`); without, it polls every `poll_s` seconds itself."""
-    opened = time.monotonic()
+    `loop`: `api.services.sse.poll_stream`'s options (with `watch` the stream reads the
+    database only when the shared poller saw a change; without, every `poll_s` seconds)."""
     epoch, task = parse_last_event_id(last_event_id)
     cursor = _Cursor(epoch=epoch, task=task)
-    news = watch.watch(experiment_id) if watch is not None else None
-    try:
-        yield f"retry: {RETRY_MS}\n\n"
-        last_sent = time.monotonic()
-        while True:
-            if news is not None:
-                news.clear()  # before reading: a change seen meanwhile sets it again
-            events, finished = await run_in_threadpool(poll_once, factory, experiment_id, cursor)
-            for kind, data in events:
-                yield format_event(kind, data, cursor.event_id)
-            if events:
-                last_sent = time.monotonic()
-            if finished:
-                return
-            if time.monotonic() - last_sent >= KEEPALIVE_S:
-                yield ": keepalive\n\n"
-                last_sent = time.monotonic()
-            if is_disconnected is not None and await is_disconnected():
-                return
-            now = time.monotonic()
-            if max_s is not None and now - opened >= max_s:
-                return
-            if news is None:
-                await asyncio.sleep(poll_s)
-                continue
-            wait = KEEPALIVE_S - (now - last_sent)
-            if max_s is not None:
-                wait = min(wait, max_s - (now - opened))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), timeout=max(0.0, wait))
-    finally:
-        if news is not None and watch is not None:
-            watch.unwatch(experiment_id, news)
 
+    async def read() -> Read:
+        events, finished = await run_in_threadpool(poll_once, factory, experiment_id, cursor)
+        return Read([format_event(kind, data, cursor.event_id) for kind, data in events], finished)
 
-def _watch(request: Request, poll_s: float) -> ChangeWatch:
-    """The app's shared poller of open streams (created with the first stream)."""
-    state = request.app.state
-    watch = getattr(state, "change_watch", None)
-    if watch is None:
-        factory = getattr(state, "read_session_factory", state.session_factory)
-        watch = state.change_watch = ChangeWatch(factory, poll_s)
-    return watch
+    async for message in poll_stream(read, experiment_id, **loop):
+        yield message
 
 
 def sse_response(request: Request, experiment_id: int, last_event_id: str | None) -> StreamingResponse:
     """The streaming response of an experiment's events (shared with the dashboard)."""
-    state = request.app.state
-    poll_s = getattr(state, "events_poll_s", POLL_S)
-    return StreamingResponse(
-        event_stream(
-            getattr(state, "read_session_factory", state.session_factory),
-            experiment_id,
-            last_event_id=last_event_id,
-            is_disconnected=request.is_disconnected,
-            poll_s=poll_s,
-            max_s=state.settings.events_max_s,
-            watch=_watch(request, poll_s),
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return stream_response(
+        request, event_stream, experiment_id, last_event_id=last_event_id, watch_name="change_watch"
     )

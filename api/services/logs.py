@@ -10,15 +10,12 @@ change (its status or its newest line: `api.services.change_watch` with
 
 A client reconnecting with `Last-Event-ID` (or `after`) gets only the lines after it. A
 stream lasts at most `EWC_EVENTS_MAX_S` seconds (the client reconnects); a comment is sent
-every `KEEPALIVE_S` seconds so proxies keep it open.
+every `api.services.sse.KEEPALIVE_S` seconds so proxies keep it open.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import Request
@@ -27,8 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import SpecProblems
-from api.services.change_watch import ChangeWatch
-from api.services.events import KEEPALIVE_S, POLL_S, RETRY_MS, format_event
+from api.services.sse import Read, format_event, poll_stream, stream_response
 from common.schemas_logs import LogLineOut, LogPage
 from store import experiments, logs
 from store.models import Experiment
@@ -95,83 +91,32 @@ def poll_once(
 
 
 async def log_stream(
-    factory: sessionmaker[Session],
-    experiment_id: int,
-    *,
-    after: int = 0,
-    is_disconnected: Callable[[], Awaitable[bool]] | None = None,
-    poll_s: float = POLL_S,
-    max_s: float | None = None,
-    watch: ChangeWatch | None = None,
+    factory: sessionmaker[Session], experiment_id: int, *, after: int = 0, **loop: Any
 ) -> AsyncIterator[str]:
     """SSE text of the job's log lines after `after`, until the log is complete, the client
-    goes away, or `max_s` seconds have passed (see the module)."""
-    opened = time.monotonic()
-    news = watch.watch(experiment_id) if watch is not None else None
-    try:
-        yield f"retry: {RETRY_MS}\n\n"
-        last_sent = time.monotonic()
-        while True:
-            if news is not None:
-                news.clear()  # before reading: a change seen meanwhile sets it again
-            lines, ended = await run_in_threadpool(poll_once, factory, experiment_id, after)
-            for line in lines:
-                after = line.id
-                yield format_event("line", line.model_dump(mode="json"), str(line.id))
-            if lines:
-                last_sent = time.monotonic()
-            if ended is not None:
-                yield format_event("end", {"status": ended}, str(after))
-                return
-            if lines and len(lines) == PAGE_MAX:
-                continue  # more waiting: read on at once
-            if time.monotonic() - last_sent >= KEEPALIVE_S:
-                yield ": keepalive\n\n"
-                last_sent = time.monotonic()
-            if is_disconnected is not None and await is_disconnected():
-                return
-            now = time.monotonic()
-            if max_s is not None and now - opened >= max_s:
-                return
-            if news is None:
-                await asyncio.sleep(poll_s)
-                continue
-            wait = KEEPALIVE_S - (now - last_sent)
-            if max_s is not None:
-                wait = min(wait, max_s - (now - opened))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(news.wait(), timeout=max(0.0, wait))
-    finally:
-        if news is not None and watch is not None:
-            watch.unwatch(experiment_id, news)
+    goes away, or `max_s` seconds have passed (see the module; `loop`:
+    `api.services.sse.poll_stream`'s options)."""
+    last = after
 
+    async def read() -> Read:
+        nonlocal last
+        lines, ended = await run_in_threadpool(poll_once, factory, experiment_id, last)
+        messages = []
+        for line in lines:
+            last = line.id
+            messages.append(format_event("line", line.model_dump(mode="json"), str(line.id)))
+        if ended is not None:
+            messages.append(format_event("end", {"status": ended}, str(last)))
+        return Read(messages, done=ended is not None, more=len(lines) == PAGE_MAX)
 
-def _watch(request: Request, poll_s: float) -> ChangeWatch:
-    """The app's shared poller of open log streams (created with the first one)."""
-    state = request.app.state
-    watch = getattr(state, "log_watch", None)
-    if watch is None:
-        factory = getattr(state, "read_session_factory", state.session_factory)
-        watch = state.log_watch = ChangeWatch(factory, poll_s, logs.marks)
-    return watch
+    async for message in poll_stream(read, experiment_id, **loop):
+        yield message
 
 
 def sse_response(request: Request, experiment_id: int, after: int) -> StreamingResponse:
     """The streaming response of a job's log (shared with the dashboard)."""
-    state = request.app.state
-    poll_s = getattr(state, "events_poll_s", POLL_S)
-    return StreamingResponse(
-        log_stream(
-            getattr(state, "read_session_factory", state.session_factory),
-            experiment_id,
-            after=after,
-            is_disconnected=request.is_disconnected,
-            poll_s=poll_s,
-            max_s=state.settings.events_max_s,
-            watch=_watch(request, poll_s),
-        ),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return stream_response(
+        request, log_stream, experiment_id, after=after, watch_name="log_watch", marks=logs.marks
     )
 
 
