@@ -1,6 +1,6 @@
 """The experiment page's management forms: Re-run, Edit (name, tags, notes, project),
-Archive and Restore; and the sweep page's Cancel. Each POST passes `guard` first (same origin, the form's shape, the
-session's form token) and calls `api.services.manage`, as the v1 routes do; a refused one
+Archive and Restore; and the sweep page's Cancel. Each POST passes `guard` first (same
+origin, the form's shape, the session's form token) and calls `api.services.manage`, as the v1 routes do; a refused one
 changes nothing and shows why (403 not yours, 409 still running, 422 a bad field, 429 the
 per-user cap)."""
 
@@ -60,6 +60,16 @@ async def _form(request: Request, browser_session, fields=(), required=()):
         return _refused(request, browser_session.user, exc.code, exc.message)
 
 
+async def _act(request: Request, browser_session, session, action):
+    """The answer of a form without fields: `guard`, then `action(user)` in a worker thread,
+    refused as `_attempt` refuses."""
+    form = await _form(request, browser_session)
+    if not isinstance(form, dict):
+        return form
+    user = browser_session.user
+    return await run_in_threadpool(_attempt, request, session, user, lambda: action(user))
+
+
 @router.post("/experiments/{experiment_id}/rerun", response_class=HTMLResponse)
 async def rerun(
     request: Request,
@@ -69,17 +79,12 @@ async def rerun(
     settings: SettingsDep,
     celery: CeleryDep,
 ):
-    form = await _form(request, browser_session)
-    if not isinstance(form, dict):
-        return form
-    user = browser_session.user
-
-    def run():
+    def run(user):
         created = manage.rerun(session, settings, user, experiment_id, None)
         wake(session, celery, [created])  # commits, then sends
         return _back(created.id, "rerun")
 
-    return await run_in_threadpool(_attempt, request, session, user, run)
+    return await _act(request, browser_session, session, run)
 
 
 @router.post("/experiments/{experiment_id}/edit", response_class=HTMLResponse)
@@ -112,45 +117,30 @@ async def edit(
 async def archive(
     request: Request, experiment_id: ExperimentId, browser_session: PageSession, session: SessionDep
 ):
-    form = await _form(request, browser_session)
-    if not isinstance(form, dict):
-        return form
-    user = browser_session.user
-
-    def run():
+    def run(user):
         manage.archive(session, user, experiment_id)
         return _back(experiment_id, "archived")
 
-    return await run_in_threadpool(_attempt, request, session, user, run)
+    return await _act(request, browser_session, session, run)
 
 
 @router.post("/experiments/{experiment_id}/restore", response_class=HTMLResponse)
 async def restore(
     request: Request, experiment_id: ExperimentId, browser_session: PageSession, session: SessionDep
 ):
-    form = await _form(request, browser_session)
-    if not isinstance(form, dict):
-        return form
-    user = browser_session.user
-
-    def run():
+    def run(user):
         manage.restore(session, user, experiment_id)
         return _back(experiment_id, "restored")
 
-    return await run_in_threadpool(_attempt, request, session, user, run)
+    return await _act(request, browser_session, session, run)
 
 
 @router.post("/sweeps/{sweep_id}/cancel", response_class=HTMLResponse)
 async def cancel_sweep(
     request: Request, sweep_id: SweepId, browser_session: PageSession, session: SessionDep
 ):
-    form = await _form(request, browser_session)
-    if not isinstance(form, dict):
-        return form
-    user = browser_session.user
-
-    def run():
+    def run(user):
         manage.cancel_sweep(session, user, sweep_id)
         return RedirectResponse(f"/ui/sweeps/{sweep_id}", status.HTTP_303_SEE_OTHER)
 
-    return await run_in_threadpool(_attempt, request, session, user, run)
+    return await _act(request, browser_session, session, run)
