@@ -7,6 +7,11 @@ method's state as a group named after it: EWC sums, FIM masks and frozen values,
 Random streams are derived from (seed, task), so nothing else is needed to replay the rest
 of the run exactly. A checkpoint is written to a temporary folder and renamed into place,
 so a crash never leaves a half-written `task-{k}/`.
+
+`CheckpointWriter` writes one behind the training: the state is copied to NumPy and the
+history to JSON text at once (what the checkpoint holds is the state at the task's end),
+the files are written by a thread while the next task trains; `join` waits for it (and
+raises what the write raised). The folder still appears only whole, by the rename.
 """
 
 from __future__ import annotations
@@ -15,7 +20,9 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -50,17 +57,27 @@ def comparable_spec(spec_json: dict) -> dict:
 def save_checkpoint(checkpoint_dir: Path, task: int, state: dict[str, list], history: dict) -> Path:
     """Write `state` (group → variables) and `history` (JSON) to checkpoint_dir/task-{task}/
     atomically; returns the folder."""
+    return write_checkpoint(checkpoint_dir, task, snapshot(state), json.dumps({"task": task, **history}))
+
+
+def snapshot(state: dict[str, list]) -> dict[str, np.ndarray]:
+    """The arrays of a checkpoint's `state.npz`, copied now (`group/0000`, ... per variable)."""
+    return {
+        f"{group}/{i:04d}": np.array(v.numpy() if hasattr(v, "numpy") else v, copy=True)
+        for group, variables in state.items()
+        for i, v in enumerate(variables)
+    }
+
+
+def write_checkpoint(checkpoint_dir: Path, task: int, arrays: dict[str, np.ndarray], history: str) -> Path:
+    """Write `arrays` (`snapshot`) and the `history` JSON text to checkpoint_dir/task-{task}/
+    atomically (a temporary folder renamed into place); returns the folder."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     final = checkpoint_dir / f"task-{task}"
     tmp = Path(tempfile.mkdtemp(prefix=f".task-{task}-", dir=checkpoint_dir))
     try:
-        arrays = {
-            f"{group}/{i:04d}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
-            for group, variables in state.items()
-            for i, v in enumerate(variables)
-        }
         np.savez(tmp / "state.npz", **arrays)
-        (tmp / "history.json").write_text(json.dumps({"task": task, **history}))
+        (tmp / "history.json").write_text(history)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -68,6 +85,40 @@ def save_checkpoint(checkpoint_dir: Path, task: int, state: dict[str, list], his
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
+
+
+class CheckpointWriter:
+    """Checkpoints written by a thread, one at a time: `submit` snapshots the state now and
+    starts the write (after joining the previous one); `join` waits for the write in flight
+    and raises what it raised. A run must `join` before it returns or raises."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, checkpoint_dir: Path, task: int, state: dict[str, list], history: dict) -> None:
+        self.join()
+        arrays, text = snapshot(state), json.dumps({"task": task, **history})
+        self._thread = threading.Thread(
+            target=self._write, args=(checkpoint_dir, task, arrays, text),
+            name=f"checkpoint-task-{task}", daemon=True,
+        )  # fmt: skip
+        self._thread.start()
+
+    def _write(self, *args: Any) -> None:
+        try:
+            write_checkpoint(*args)
+        except BaseException as exc:  # noqa: BLE001 - handed to the training thread by join()
+            self._error = exc
+
+    def join(self) -> None:
+        """Wait for the write in flight (if any); raise its error, once."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:

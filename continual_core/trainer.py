@@ -7,7 +7,9 @@
                      → test accuracy on every task (a row of the accuracy matrix)
                      → consolidate: each method's end of task (e.g. the Fisher → the EWC
                        quadratic / the FIM masks), unless it was the last task
-                     → on_task_end, then checkpoint
+                     → on_task_end, then checkpoint (written by a thread while the next
+                       task's first epoch trains, or the final model is saved; on disk
+                       before that epoch's EpochEnd, and before train() returns or raises)
     → summary (average accuracy, BWT, FWT, forgetting), scenario, timings, versions.
 
 Accuracies are fractions in [0, 1]; times are seconds.
@@ -15,6 +17,7 @@ Accuracies are fractions in [0, 1]; times are seconds.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -26,14 +29,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from continual_core.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from continual_core.checkpoint import CheckpointWriter, latest_checkpoint, load_checkpoint
 from continual_core.datasets import load_dataset
 from continual_core.events import Callback, EpochEnd, RunStart, TaskEnd, TrainingDiverged
 from continual_core.learner import Learner
 from continual_core.metrics import summarize
 from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
-from continual_core.tasks import Task, make_tasks, training_set
+from continual_core.tasks import Stream, make_tasks, training_set, worker_streams
 
 if TYPE_CHECKING:
     from continual_core.compiled import LearnerCache
@@ -60,7 +63,9 @@ def train(
     - `deterministic`: turn on TensorFlow's op determinism (process-wide).
     - `learners`: a worker's `continual_core.compiled.LearnerCache`: a learner compiled for
       an earlier job of the same graph is re-initialised instead of built (same result,
-      bit for bit, without tracing again). None: a new learner.
+      bit for bit, without tracing again), and the job's data comes from the process's
+      `continual_core.tasks.worker_streams()` (loaded and permuted once per seed and
+      stream). None (or a disabled cache): a new learner, the data loaded anew.
 
     Raises `DatasetUnavailable`, `TrainingDiverged` (NaN/inf epoch loss), `StopRequested`,
     `CheckpointMismatch`.
@@ -71,11 +76,15 @@ def train(
         os.environ.setdefault("TF_DETERMINISTIC_OPS", "1")
         tf.config.experimental.enable_op_determinism()
 
-    data = load_dataset(spec, Path(dataset_cache))
-    tasks = make_tasks(spec, data)
+    if learners is not None and learners.enabled:
+        stream = worker_streams().stream(spec, Path(dataset_cache), load_dataset)
+    else:
+        data = load_dataset(spec, Path(dataset_cache))
+        stream = Stream(data, make_tasks(spec, data))
+    tasks = stream.tasks
     learner = learners.learner(spec) if learners is not None else Learner(spec)
-    val_x, val_y, val_bounds = _stack(tasks, "val")
-    test_x, test_y, test_bounds = _stack(tasks, "test")
+    val_x, val_y, val_bounds = _stack(stream, "val")
+    test_x, test_y, test_bounds = _stack(stream, "test")
     spec_json = spec.to_json_dict()
 
     history: dict = {"spec": spec_json, "epochs": [], "accuracy_matrix": [], "initial_accuracy": None,
@@ -91,56 +100,70 @@ def train(
     callback.on_run_start(RunStart(spec.num_tasks, spec.epochs_per_task, first_task=first_task))
 
     epoch = sum(spec.epochs_per_task[: first_task - 1])
-    for task in tasks[first_task - 1 :]:
-        k = task.index
-        learner.start_task(k)
-        # built once per task, not kept after it; labels as the learner trains on them
-        train_x, train_y = training_set(tasks, k, joint=spec.joint, encode=learner.labels)
-        x, y = tf.constant(train_x), tf.constant(train_y)
-        for task_epoch in range(1, spec.epochs_per_task[k - 1] + 1):
-            epoch += 1
-            order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(train_y))
-            t0 = time.perf_counter()
-            loss = learner.train_epoch(x, y, order, callback.should_stop)
-            train_s = time.perf_counter() - t0
-            if not math.isfinite(loss):
-                raise TrainingDiverged(k, epoch, loss)
-            t0 = time.perf_counter()
-            val_accuracy = learner.accuracy(val_x, val_y, val_bounds)
-            eval_s = time.perf_counter() - t0
-            event = EpochEnd(task=k, epoch=epoch, task_epoch=task_epoch, loss=loss,
-                             val_accuracy=val_accuracy, train_s=train_s, eval_s=eval_s)
-            history["epochs"].append(event.as_dict())
-            history["timings"]["train_epoch_s"].append(train_s)
-            history["timings"]["eval_s"].append(eval_s)
-            callback.on_epoch_end(event)
+    writer = CheckpointWriter()  # each task's checkpoint written while the next one trains
+    try:
+        for task in tasks[first_task - 1 :]:
+            k = task.index
+            learner.start_task(k)
+            # built once per task, not kept after it; labels as the learner trains on them
+            train_x, train_y = training_set(tasks, k, joint=spec.joint, encode=learner.labels)
+            x, y = tf.constant(train_x), tf.constant(train_y)
+            for task_epoch in range(1, spec.epochs_per_task[k - 1] + 1):
+                epoch += 1
+                order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(train_y))
+                t0 = time.perf_counter()
+                loss = learner.train_epoch(x, y, order, callback.should_stop)
+                train_s = time.perf_counter() - t0
+                writer.join()  # the previous task's checkpoint: on disk before this epoch's event
+                if not math.isfinite(loss):
+                    raise TrainingDiverged(k, epoch, loss)
+                t0 = time.perf_counter()
+                val_accuracy = learner.accuracy(val_x, val_y, val_bounds)
+                eval_s = time.perf_counter() - t0
+                event = EpochEnd(task=k, epoch=epoch, task_epoch=task_epoch, loss=loss,
+                                 val_accuracy=val_accuracy, train_s=train_s, eval_s=eval_s)
+                history["epochs"].append(event.as_dict())
+                history["timings"]["train_epoch_s"].append(train_s)
+                history["timings"]["eval_s"].append(eval_s)
+                callback.on_epoch_end(event)
 
-        row = learner.accuracy(test_x, test_y, test_bounds)
-        history["accuracy_matrix"].append(row)
-        fisher_s, report = None, {}
-        if learner.consolidates and k < spec.num_tasks:  # no later task, no use
-            t0 = time.perf_counter()
-            report = learner.consolidate(train_x, train_y, k)
-            fisher_s = time.perf_counter() - t0  # the time of the whole end of task
-            history["timings"]["fisher_s"].append(fisher_s)
-        folder = Path(checkpoint_dir) / f"task-{k}" if checkpoint_dir else None
-        callback.on_task_end(TaskEnd(task=k, test_accuracy=row, fisher_s=fisher_s,
-                                     frozen_fraction=report.get("frozen_fraction"),
-                                     checkpoint=str(folder) if folder else None))
-        history["elapsed_s"] = elapsed_before + time.perf_counter() - started
-        if checkpoint_dir:
-            save_checkpoint(Path(checkpoint_dir), k, learner.state(), history)
-
-    if checkpoint_dir:
-        _save_model(learner.model, Path(checkpoint_dir) / "model.keras")
+            row = learner.accuracy(test_x, test_y, test_bounds)
+            history["accuracy_matrix"].append(row)
+            fisher_s, report = None, {}
+            if learner.consolidates and k < spec.num_tasks:  # no later task, no use
+                t0 = time.perf_counter()
+                report = learner.consolidate(train_x, train_y, k)
+                fisher_s = time.perf_counter() - t0  # the time of the whole end of task
+                history["timings"]["fisher_s"].append(fisher_s)
+            folder = Path(checkpoint_dir) / f"task-{k}" if checkpoint_dir else None
+            callback.on_task_end(TaskEnd(task=k, test_accuracy=row, fisher_s=fisher_s,
+                                         frozen_fraction=report.get("frozen_fraction"),
+                                         checkpoint=str(folder) if folder else None))
+            history["elapsed_s"] = elapsed_before + time.perf_counter() - started
+            if checkpoint_dir:
+                writer.submit(Path(checkpoint_dir), k, learner.state(), history)
+        if checkpoint_dir:  # while the last checkpoint is written
+            _save_model(learner.model, Path(checkpoint_dir) / "model.keras")
+    except BaseException:
+        with contextlib.suppress(Exception):  # the run's own error wins over the write's
+            writer.join()  # the last checkpoint whole on disk (or not there) before raising
+        raise
+    writer.join()
     return _result(spec, history, elapsed_before + time.perf_counter() - started)
 
 
-def _stack(tasks: list[Task], split: str) -> tuple[tf.Tensor, np.ndarray, list[int]]:
-    """Every task's `split` set in one tensor, its labels, and the task boundaries."""
-    xs, ys = zip(*(t.split(split) for t in tasks))
+def _stack(stream: Stream, split: str) -> tuple[tf.Tensor, np.ndarray, list[int]]:
+    """Every task's `split` set in one tensor, its labels, and the task boundaries (built
+    once for a cached stream: the tensor is immutable, the labels read-only)."""
+    if stream.derived is not None and split in stream.derived:
+        return stream.derived[split]
+    xs, ys = zip(*(t.split(split) for t in stream.tasks))
     bounds = np.concatenate([[0], np.cumsum([len(v) for v in ys])]).astype(int).tolist()
-    return tf.constant(np.concatenate(xs)), np.concatenate(ys), bounds
+    stacked = tf.constant(np.concatenate(xs)), np.concatenate(ys), bounds
+    if stream.derived is not None:
+        stacked[1].flags.writeable = False
+        stream.derived[split] = stacked
+    return stacked
 
 
 def _save_model(model: keras.Model, path: Path) -> None:
