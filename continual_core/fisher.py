@@ -1,5 +1,8 @@
 """The diagonal Fisher information of a model's trainable weights, from per-example
-gradients computed in one vectorised pass (`tf.vectorized_map`, i.e. pfor), compiled.
+squared gradients summed in one compiled function: for a chain of Dense layers from one
+ordinary backward pass (`continual_core.fisher_dense`), for any other model from per-example
+gradients computed in one vectorised pass (`tf.vectorized_map`, i.e. pfor). The first
+traces in a fraction of the time of the second (a cold run's first Fisher; bench/cold_fisher.py).
 
 F_i = (1/N) Σ_n (∂ℓ_n/∂θ_i)², where ℓ_n is, per estimator:
 
@@ -22,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from continual_core.fisher_dense import DenseChain
 from continual_core.heads import HeadLayout, HeadMask
 
 #: Upper bound of per-example gradient floats held at once (≈ 256 MiB of float32).
@@ -29,10 +33,16 @@ MAX_JACOBIAN_FLOATS = 64 * 1024 * 1024
 
 
 def per_example_loss(
-    logits: tf.Tensor, labels: tf.Tensor, estimator: str, mask: tf.Tensor | None = None
+    logits: tf.Tensor,
+    labels: tf.Tensor,
+    estimator: str,
+    mask: tf.Tensor | None = None,
+    one_hot: bool = False,
 ) -> tf.Tensor:
     """ℓ_n for every example (shape (N,)) under `estimator` (see the module docstring);
-    `mask` (N, outputs) bool restricts each example to its head (`heads: multi`)."""
+    `mask` (N, outputs) bool restricts each example to its head (`heads: multi`).
+    `one_hot`: pick each label's log-probability by a one-hot product instead of a batched
+    gather (the same value; its gradient traces several times faster)."""
     if mask is not None:
         logits = HeadMask.apply(logits, mask)
     log_p = tf.nn.log_softmax(logits, axis=-1)
@@ -40,6 +50,8 @@ def per_example_loss(
         if mask is not None:
             log_p = tf.where(mask, log_p, tf.zeros_like(log_p))
         return -tf.reduce_sum(log_p, axis=-1)
+    if one_hot:
+        return -tf.reduce_sum(tf.one_hot(labels, tf.shape(log_p)[-1]) * log_p, axis=-1)
     return -tf.gather(log_p, labels, axis=1, batch_dims=1)
 
 
@@ -50,11 +62,18 @@ class FisherDiagonal:
     `labels(x, y, seed)` picks the label each example's loss uses (the true one, or one drawn
     from the model for `sampled`), and `squared_gradient_sum(x, labels)` returns
     Σ_n (∂ℓ_n/∂θ)² per trainable variable.
+
+    `path`: "dense" (analytic, one backward pass), "vectorised" (any model), or "auto" (dense
+    where `DenseChain.of` accepts the model); `self.path` is the one used.
     """
 
-    def __init__(self, model: keras.Model, estimator: str, heads: HeadLayout | None = None):
+    def __init__(
+        self, model: keras.Model, estimator: str, heads: HeadLayout | None = None, path: str = "auto"
+    ):
         if estimator not in ("empirical", "sampled", "seed"):
             raise ValueError(f"unknown Fisher estimator {estimator!r}")
+        if path not in ("auto", "dense", "vectorised"):
+            raise ValueError(f"unknown Fisher path {path!r}")
         self.model, self.estimator = model, estimator
         self.heads = HeadMask(heads) if heads is not None else None
         self.variables = list(model.trainable_variables)
@@ -62,9 +81,18 @@ class FisherDiagonal:
         x_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
         y_spec = tf.TensorSpec((None,), tf.int32)
         seed_spec = tf.TensorSpec((2,), tf.int32)
-        self.labels = tf.function(self._labels, input_signature=[x_spec, y_spec, seed_spec])
+        self.chain = DenseChain.of(model, self.variables) if path != "vectorised" else None
+        if path == "dense" and self.chain is None:
+            raise ValueError(f"model {model.name!r} is not a chain of Dense layers")
+        self.path = "dense" if self.chain is not None else "vectorised"
+        # No Python control flow depends on a tensor in either: without AutoGraph, a cold
+        # process traces them in a fraction of the time (bench/cold_fisher.py).
+        self.labels = tf.function(
+            self._labels, input_signature=[x_spec, y_spec, seed_spec], autograph=False
+        )
+        sums = self._dense_squared_gradient_sum if self.chain else self._squared_gradient_sum
         self.squared_gradient_sum = tf.function(
-            self._squared_gradient_sum, input_signature=[x_spec, y_spec]
+            sums, input_signature=[x_spec, y_spec], autograph=self.chain is None
         )
 
     def _labels(self, x: tf.Tensor, y: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
@@ -75,6 +103,15 @@ class FisherDiagonal:
             logits = HeadMask.apply(logits, self.heads.for_labels(y))
         drawn = tf.random.stateless_categorical(logits, 1, seed=seed, dtype=tf.int32)
         return drawn[:, 0]
+
+    def _dense_squared_gradient_sum(self, x: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+        mask = self.heads.for_labels(labels) if self.heads is not None else None
+        assert self.chain is not None
+
+        def loss(logits: tf.Tensor) -> tf.Tensor:
+            return per_example_loss(logits, labels, self.estimator, mask, one_hot=True)
+
+        return self.chain.gradient_sums(x, loss, tf.square, self.variables)
 
     def _squared_gradient_sum(self, x: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
         def squared_gradient(example: tuple[tf.Tensor, tf.Tensor]) -> list[tf.Tensor]:
@@ -96,28 +133,39 @@ class FisherDiagonal:
         x = tf.convert_to_tensor(x, tf.float32)
         y = tf.convert_to_tensor(y, tf.int32)
         n = int(x.shape[0])
+        if n == 0:
+            raise ValueError("a Fisher estimate needs at least one example")
         labels = self.labels(x, y, tf.constant(seed, tf.int32))
-        chunk = max(1, min(n, MAX_JACOBIAN_FLOATS // max(1, self.num_params)))
-        total: list[tf.Tensor] | None = None
-        for start in range(0, n, chunk):
-            part = self.squared_gradient_sum(x[start : start + chunk], labels[start : start + chunk])
-            total = part if total is None else [a + b for a, b in zip(total, part)]
-        assert total is not None
+        chunk = n  # the dense path holds no per-example gradient
+        if self.chain is None:
+            chunk = max(1, min(n, MAX_JACOBIAN_FLOATS // max(1, self.num_params)))
+        if chunk == n:  # one call (a slice would be one more first-time op in a cold process)
+            total = list(self.squared_gradient_sum(x, labels))
+        else:
+            total = [tf.zeros(v.shape, tf.float32) for v in self.variables]
+            for start in range(0, n, chunk):
+                part = self.squared_gradient_sum(x[start : start + chunk], labels[start : start + chunk])
+                total = [a + b for a, b in zip(total, part)]
         return [t / float(n) for t in total]
 
 
-def fisher_naive(model: keras.Model, x: np.ndarray, labels: np.ndarray, estimator: str) -> list[np.ndarray]:
+def fisher_naive(
+    model: keras.Model, x: np.ndarray, labels: np.ndarray, estimator: str, heads: HeadLayout | None = None
+) -> list[np.ndarray]:
     """Reference implementation: one eager GradientTape per example (slow; tests/benchmarks).
 
     `labels` are the labels each loss uses (for `sampled`, take them from
-    `FisherDiagonal.labels` so both implementations see the same draw).
+    `FisherDiagonal.labels` so both implementations see the same draw); with `heads` they
+    are output units and each loss is over the example's own head.
     """
     variables = list(model.trainable_variables)
     total = [np.zeros(v.shape, np.float32) for v in variables]
+    mask = HeadMask(heads) if heads is not None else None
     for n in range(len(x)):
+        y = tf.constant(labels[n : n + 1], tf.int32)
         with tf.GradientTape() as tape:
             logits = model(x[n : n + 1], training=False)
-            loss = per_example_loss(logits, tf.constant(labels[n : n + 1], tf.int32), estimator)[0]
+            loss = per_example_loss(logits, y, estimator, mask.for_labels(y) if mask else None)[0]
         for t, g in zip(total, tape.gradient(loss, variables)):
             t += np.square(g.numpy())
     return [t / len(x) for t in total]
