@@ -21,14 +21,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import keras
-import tensorflow as tf
+# TensorFlow on first use: MAS (`continual_core.methods.mas`) builds a chain too, and method
+# modules are imported by the API, which never imports TensorFlow.
+from continual_core.lazy import keras, tf
 
 #: Layers without weights that map each example on its own in inference mode.
-PER_EXAMPLE = (
-    keras.layers.Flatten, keras.layers.Reshape, keras.layers.Activation, keras.layers.ReLU,
-    keras.layers.Dropout, keras.layers.Identity,
-)  # fmt: skip
+PER_EXAMPLE = ("Flatten", "Reshape", "Activation", "ReLU", "Dropout", "Identity")
 
 
 class DenseChain:
@@ -131,4 +129,4 @@ def _supported(layer: Any, source: Any) -> bool:
         )
     if type(layer) is keras.layers.Dropout:  # the identity in inference mode; its only
         return not layer.trainable_weights  # weight is its seed generator's state
-    return type(layer) in PER_EXAMPLE and not layer.weights
+    return any(type(layer) is getattr(keras.layers, name) for name in PER_EXAMPLE) and not layer.weights

@@ -20,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from continual_core.fields import FiniteFloat, PositiveInt
+from continual_core.fisher_dense import DenseChain
 from continual_core.lazy import tf
 from continual_core.methods.base import FinishedTask, Method, MethodConfig, Step
 from continual_core.seeds import seed_for
@@ -70,15 +71,27 @@ class MASImportance:
     """Ω = (1/N) Σ_n |∂ ‖f(x_n)‖₂² / ∂θ| per trainable variable, f = the logits (inference
     mode), from `samples` training examples drawn like the Fisher's (stream 1 of (seed, task)).
 
-    The per-example gradients come from one compiled `tf.vectorized_map`, traced once.
+    The sums come from one compiled function, traced once: for a chain of Dense layers
+    |A|ᵀ|G| per layer from one backward pass (`continual_core.fisher_dense`), otherwise a
+    `tf.vectorized_map` of per-example gradients.
     """
 
     def __init__(self, model: Any, spec: Any):
         self.model, self.spec = model, spec
         self.variables = list(model.trainable_variables)
         self.num_params = int(sum(np.prod(v.shape) for v in self.variables))
+        self.chain = DenseChain.of(model, self.variables)
         x_spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
-        self.abs_gradient_sum = tf.function(self._abs_gradient_sum, input_signature=[x_spec])
+        sums = self._dense_abs_gradient_sum if self.chain else self._abs_gradient_sum
+        self.abs_gradient_sum = tf.function(
+            sums, input_signature=[x_spec], autograph=self.chain is None
+        )
+
+    def _dense_abs_gradient_sum(self, x: Any) -> list[Any]:
+        def norm(out: Any) -> Any:
+            return tf.reduce_sum(tf.square(out), axis=-1)
+
+        return self.chain.gradient_sums(x, norm, tf.abs, self.variables)
 
     def _abs_gradient_sum(self, x: Any) -> list[Any]:
         def abs_gradient(xi: Any) -> list[Any]:
@@ -94,7 +107,7 @@ class MASImportance:
         """Ω from the examples `x` (all of them), chunked to bound memory."""
         x = tf.convert_to_tensor(x, tf.float32)
         n = int(x.shape[0])
-        chunk = max(1, min(n, MAX_JACOBIAN_FLOATS // max(1, self.num_params)))
+        chunk = max(1, n if self.chain else min(n, MAX_JACOBIAN_FLOATS // max(1, self.num_params)))
         total: list[Any] | None = None
         for start in range(0, n, chunk):
             part = self.abs_gradient_sum(x[start : start + chunk])

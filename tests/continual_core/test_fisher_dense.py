@@ -159,3 +159,14 @@ def test_dense_path_traces_once_for_any_number_of_examples() -> None:
         fisher.estimate(x[:n], y[:n], (n, 1))
     assert fisher.squared_gradient_sum.experimental_get_tracing_count() == 1
     assert fisher.labels.experimental_get_tracing_count() == 1
+
+
+def test_mas_importance_of_dense_chains_equals_per_example_loop() -> None:
+    """MAS takes the same analytic path, with |·| for the square: Σ_n |∂‖f(x_n)‖²/∂θ|."""
+    from continual_core.methods.mas import MASImportance, mas_importance_naive
+
+    for net, shape in [(_chain_model(), (4, 5, 1)), (build_model(_spec("multi")), (8, 8, 1))]:
+        x = np.random.default_rng(4).normal(size=(N, *shape)).astype(np.float32)
+        mas = MASImportance(net, _spec("shared"))
+        assert mas.chain is not None
+        _close(mas.importance(x), mas_importance_naive(net, x))
