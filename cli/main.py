@@ -16,7 +16,7 @@ app = typer.Typer(
     name="ewc",
     help="EWC Server: continual-learning experiments with EWC, FIM and IncDet.",
     no_args_is_help=True,
-    add_completion=True,  # `ewc --install-completion`, `ewc --show-completion bash`
+    add_completion=True,  # `ewc --install-completion`, `ewc --show-completion` (the shell it runs from)
     pretty_exceptions_enable=False,
 )
 

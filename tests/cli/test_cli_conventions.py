@@ -112,8 +112,11 @@ def complete(words: str) -> list[str]:
     return r.stdout.split()
 
 
-def test_shell_completion_offers_the_commands_and_output_formats():
-    script = CliRunner().invoke(app, ["--show-completion", "bash"], prog_name="ewc").stdout
+def test_shell_completion_offers_the_commands_and_output_formats(monkeypatch):
+    # Typer detects the shell from the process tree (shellingham); a user runs this from
+    # bash, a test process may have no shell above it.
+    monkeypatch.setattr("shellingham.detect_shell", lambda *a, **k: ("bash", "/bin/bash"))
+    script = CliRunner().invoke(app, ["--show-completion"], prog_name="ewc").stdout
     assert "_EWC_COMPLETE=complete_bash" in script  # it asks ewc itself: new commands appear
     top = complete("ewc ")
     assert {"logs", "datasets", "webhooks", "rerun", "compare", "cancel-sweep"} <= set(top)

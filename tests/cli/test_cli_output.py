@@ -140,7 +140,8 @@ def test_sweep_show_sweeps_list_queues_and_artifacts(server, admin, session_fact
 
 def test_shell_completion():
     env = {k: v for k, v in os.environ.items() if not k.startswith("_EWC")}
-    script = subprocess.run([str(EWC), "--show-completion", "bash"], capture_output=True,
+    # From bash, as a user runs it: Typer detects the shell from the process tree.
+    script = subprocess.run(["bash", "-c", f"'{EWC}' --show-completion"], capture_output=True,
                             text=True, env=env, timeout=120, check=False)  # fmt: skip
     assert script.returncode == 0 and "_ewc_completion" in script.stdout
     assert "complete " in script.stdout  # the line bash runs to register it
