@@ -3,6 +3,7 @@
     .venv/bin/python bench/flop_limit.py                 # ≈ 3–6 min on 2 loaded cores
     .venv/bin/python bench/flop_limit.py --quick         # fewer repetitions, no thread sweep
     .venv/bin/python bench/flop_limit.py --models mlp    # one model
+    .venv/bin/python bench/flop_limit.py --quick --no-levers  # the learner only, ± XLA
 
 What it measures, all in this run (so load hits every figure alike):
 
@@ -21,9 +22,11 @@ What it measures, all in this run (so load hits every figure alike):
    mnist-5k, no augmentation, no EWC: the same as bench/core_speed.py's "training epoch").
    cifarnet (≈ 2.8 TFLOP an epoch on 28 × 28 inputs: a minute at 45 GFLOP/s) is timed on 3
    steps and scaled to 13; on 2 loaded cores even that takes over 15 minutes (a GPU's model).
-   Reported: epoch time, FLOP time (= FLOPs ÷ rate), epoch ÷ FLOP time.
-4. **Levers**, measured on an equivalent step built here (same Keras model and Adam as the
-   learner; the learner itself is not changed): per-step `tf.function` calls (the learner's
+   Reported: epoch time, FLOP time (= FLOPs ÷ rate), epoch ÷ FLOP time, for the learner with
+   its plain step (`Learner(spec, xla=False)`, the default) and with its XLA update
+   (`xla=True`, forced even for conv models; `EWC_XLA=1` gives it to models without) side by side.
+4. **Levers** (not with `--no-levers`), measured on an equivalent step built here (same
+   Keras model and Adam as the learner): per-step `tf.function` calls (the learner's
    way) · all 13 steps in one compiled call (a `tf.range` loop over a [13, 256] index tensor
    inside the graph, as Keras' `steps_per_execution`) · XLA (`jit_compile=True`) per step ·
    XLA + the loop · batch 3,200 (one step per epoch: what the per-step overhead costs) ·
@@ -249,13 +252,17 @@ def measure_model(model: str, rate: float, reps: int, levers: bool) -> dict:
 
     spec, tasks, order = task_data(model)
     x, y = tf.constant(tasks[0].train_x), tf.constant(tasks[0].train_y)
-    learner = Learner(spec)
+    learner = Learner(spec, xla=False)
+    learner_xla = Learner(spec, xla=True)  # the same learner, its step compiled with XLA
     fwd, acts = forward_flops(learner.model)
     flops = 3 * fwd * EPOCH_EXAMPLES
     steps = EPOCH_EXAMPLES // BATCH + (EPOCH_EXAMPLES % BATCH > 0)
     cut = order if model != "cifarnet" else order[: 3 * BATCH]  # cifarnet: 3 steps, scaled
     scale = 1.0 if model != "cifarnet" else steps / 3
-    fns: dict[str, Callable[[], object]] = {"learner": lambda: learner.train_epoch(x, y, cut, lambda: False)}
+    fns: dict[str, Callable[[], object]] = {
+        "learner": lambda: learner.train_epoch(x, y, cut, lambda: False),
+        "learner, XLA update (xla=True)": lambda: learner_xla.train_epoch(x, y, cut, lambda: False),
+    }
     if levers:
         eq = EquivalentStep(spec, x, y, cut)
         fns |= {
@@ -280,6 +287,9 @@ def measure_model(model: str, rate: float, reps: int, levers: bool) -> dict:
         "ratios_to_learner": {k: paired(t, k, "learner") for k in t},
     }
     out["epoch_over_limit"] = out["epoch_s"] / out["flop_time_s"]
+    out["xla_in_use"] = learner_xla.xla  # False if XLA could not compile the step (fell back)
+    out["epoch_xla_s"] = out["times"]["learner, XLA update (xla=True)"]
+    out["epoch_xla_over_limit"] = out["epoch_xla_s"] / out["flop_time_s"]
     if model == "mlp":  # evaluation: 3 tasks' validation sets in one call vs one per task
         import numpy as np
 
@@ -306,7 +316,7 @@ def thread_child(intra: int, inter: int, reps: int) -> dict:
     x, y = tf.constant(tasks[0].train_x), tf.constant(tasks[0].train_y)
     from continual_core.learner import Learner
 
-    learner = Learner(spec)
+    learner = Learner(spec, xla=False)
     eq = EquivalentStep(spec, x, y, order)
     t = interleaved({
         "learner": lambda: learner.train_epoch(x, y, order, lambda: False),
@@ -328,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=15, help="timed rounds (cifarnet: a quarter)")
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet", "cifarnet"])
     parser.add_argument("--quick", action="store_true", help="5 repetitions, no thread sweep")
+    parser.add_argument("--no-levers", action="store_true", help="only the learner, with and without XLA")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     parser.add_argument("--thread-child", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -344,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     small = shape_rate(BATCH, 784, 100)
     results = []
     for m in args.models:
-        results.append(measure_model(m, rate, reps, levers=True))
+        results.append(measure_model(m, rate, reps, levers=not args.no_levers))
         r = results[-1]
         print(f"{m}: epoch {1e3 * r['epoch_s']:.1f} ms, limit {1e3 * r['flop_time_s']:.1f} ms "
               f"({r['epoch_over_limit']:.1f}×); {json.dumps(r['times'])}", file=sys.stderr, flush=True)
@@ -363,11 +374,14 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {load_start} at the start, {load_end} at the end (shared machine).\n")
     print(f"Dense float32 rate (square matmuls 512–2048, best of 10, default threads): **{rate / 1e9:.1f} GFLOP/s**; "
           f"at the mlp's first-layer shape (256×784 @ 784×100, best): {small / 1e9:.1f} GFLOP/s.\n")
-    print("| model | params | FLOPs / epoch (3 × fwd) | FLOP time | our epoch | epoch ÷ limit | target |")
-    print("|---|---|---|---|---|---|---|")
+    print("| model | params | FLOPs / epoch (3 × fwd) | FLOP time | our epoch | epoch ÷ limit | "
+          "with XLA update | XLA ÷ limit | XLA ÷ plain (per round) | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['model']} | {r['params']:,} | {r['epoch_flops'] / 1e9:.2f} G | {1e3 * r['flop_time_s']:.1f} ms | "
-              f"{1e3 * r['epoch_s']:.1f} ms | {r['epoch_over_limit']:.1f}× | {'≤ 2×' if r['model'] == 'mlp' else 'report'} |")
+              f"{1e3 * r['epoch_s']:.1f} ms | {r['epoch_over_limit']:.1f}× | {1e3 * r['epoch_xla_s']:.1f} ms"
+              f"{'' if r['xla_in_use'] else ' (fell back)'} | {r['epoch_xla_over_limit']:.1f}× | "
+              f"{r['ratios_to_learner']['learner, XLA update (xla=True)']:.2f}× | {'≤ 2×' if r['model'] == 'mlp' else 'report'} |")
     print("\nLevers (the equivalent step built in the benchmark; time per epoch; × = its time ÷ the "
           "learner's, per round):\n")
     names = list(results[0]["times"])
