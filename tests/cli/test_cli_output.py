@@ -140,9 +140,11 @@ def test_sweep_show_sweeps_list_queues_and_artifacts(server, admin, session_fact
 
 def test_shell_completion():
     env = {k: v for k, v in os.environ.items() if not k.startswith("_EWC")}
-    # From bash, as a user runs it: Typer detects the shell from the process tree.
-    script = subprocess.run(["bash", "-c", f"'{EWC}' --show-completion"], capture_output=True,
-                            text=True, env=env, timeout=120, check=False)  # fmt: skip
+    # From bash, as a user runs it: Typer detects the shell from the process tree (the
+    # `; exit` keeps bash above ewc: a lone command would be exec'd in bash's place).
+    script = subprocess.run(["bash", "-c", f"'{EWC}' --show-completion; exit $?"],
+                            capture_output=True, text=True, env=env, timeout=120,
+                            check=False)  # fmt: skip
     assert script.returncode == 0 and "_ewc_completion" in script.stdout
     assert "complete " in script.stdout  # the line bash runs to register it
 
