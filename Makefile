@@ -4,6 +4,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 comma := ,
 EXTRAS ?= cpu,local,dev
+# pytest-xdist workers for `make test` (TEST_JOBS=0 runs in one process); 2 suits this
+# 2-core machine: most tests wait on servers and worker processes, not on the CPU.
+TEST_JOBS ?= 2
 # Every installed version comes from the lock (requirements/lock-dev.txt, refreshed by
 # `make lock`). Re-install only when the project's requirements or the lock change.
 LOCK := requirements/lock-dev.txt
@@ -28,11 +31,11 @@ run: install
 
 ## Install what the tests need, check the layering, run every test.
 test: install lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal $(PYTEST_ARGS)
 
 ## The quick tests only (no science checks, no end-to-end).
 test-fast: install
-	$(PY) -m pytest -q -m "not slow and not e2e and not browser and not faults and not docker" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(TEST_JOBS) --dist worksteal -m "not slow and not e2e and not browser and not faults and not docker" $(PYTEST_ARGS)
 
 ## The fault tests only (kill workers, restart Redis, stop PostgreSQL, 200 jobs, fuzzing,
 ## the auth matrix); `make test` runs them too.

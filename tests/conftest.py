@@ -30,7 +30,9 @@ from tests.requirements import missing, postgres_problem, require_module
 from tests.summary import (  # noqa: F401 - pytest hooks: the end-of-run summary
     RESOURCES,
     pytest_runtest_makereport,
+    pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_testnodedown,
 )
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -4,6 +4,8 @@ skipped and why (hooks imported by tests/conftest.py).
 A test's backend is its `database_url` or `backend` parameter (sqlite, postgresql,
 postgresql+redis, ...), "postgresql" for tests on their own PostgreSQL database, else
 "no database". With EWC_TEST_SUMMARY=<file> the summary is also written to that file.
+Under pytest-xdist (`make test` runs two workers) the controller writes it: the reports
+carry their backend, and each worker hands back the resources its fixtures used.
 """
 
 from __future__ import annotations
@@ -102,6 +104,21 @@ def summary_lines(stats: dict) -> list[str]:
     else:
         lines.append("skipped: none")
     return lines
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker hands what its fixtures used (RESOURCES) back to the controller."""
+    output = getattr(session.config, "workeroutput", None)
+    if output is not None:
+        output["ewc_resources"] = dict(RESOURCES)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    """The controller (pytest-xdist) gathers each worker's RESOURCES for the summary."""
+    for name, used in getattr(node, "workeroutput", {}).get("ewc_resources", {}).items():
+        known = RESOURCES.get(name)
+        RESOURCES[name] = used if known in (None, used) else f"{known}; {used}"
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
