@@ -7,7 +7,10 @@ traced once) and estimates once per task and (estimator, samples), whichever met
 An estimator is a class built as `Estimator(model, spec)` with
 `estimate(x, y, task, samples) -> list[tf.Tensor]` (one tensor per trainable variable), and
 `reuse(fresh)` when a worker may keep it for another job of the same graph (it takes the
-fresh estimator's Python side; without it the learner is never reused).
+fresh estimator's Python side; without it the learner is never reused), and optionally
+`warm_up(sizes)` / `join_warm_up()`: compile ahead of the first estimate (`sizes`: the sample
+sizes the methods will ask for), off the run's critical path, changing no state (the trainer
+starts it during a run's first task).
 `ESTIMATORS` names the built-in ones; a method may bring its own class instead of a name.
 """
 
@@ -42,6 +45,13 @@ class FisherImportance:
     def reuse(self, fresh: FisherImportance) -> None:
         """For another job of the same graph: its spec (the seeds of the sample)."""
         self.spec = fresh.spec
+
+    def warm_up(self, sizes: list[int]) -> None:
+        """Trace and instantiate the Fisher's compiled functions in the background (once)."""
+        self.diagonal.warm_up(sizes)
+
+    def join_warm_up(self) -> None:
+        self.diagonal.join_warm_up()
 
     def estimate(self, x: np.ndarray, y: np.ndarray, task: int, samples: int) -> list[tf.Tensor]:
         rng = np.random.default_rng(seed_for(self.spec, task, 1))

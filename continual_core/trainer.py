@@ -108,6 +108,8 @@ def train(
             # built once per task, not kept after it; labels as the learner trains on them
             train_x, train_y = training_set(tasks, k, joint=spec.joint, encode=learner.labels)
             x, y = tf.constant(train_x), tf.constant(train_y)
+            if learner.consolidates and k < spec.num_tasks:  # this task ends in an estimate
+                _warm_up(learner)  # in the background, once (bench/cold_fisher.py)
             for task_epoch in range(1, spec.epochs_per_task[k - 1] + 1):
                 epoch += 1
                 order = np.random.default_rng(seed_for(spec, k, 1000 + task_epoch)).permutation(len(train_y))
@@ -145,11 +147,35 @@ def train(
         if checkpoint_dir:  # while the last checkpoint is written
             _save_model(learner.model, Path(checkpoint_dir) / "model.keras")
     except BaseException:
+        _join_warm_ups(learner)
         with contextlib.suppress(Exception):  # the run's own error wins over the write's
             writer.join()  # the last checkpoint whole on disk (or not there) before raising
         raise
     writer.join()
     return _result(spec, history, elapsed_before + time.perf_counter() - started)
+
+
+def _warm_up(learner: Learner) -> None:
+    """Each importance estimator that can, compiles itself in a background thread, once per
+    estimator (a worker's kept learner never again), for the sample sizes its methods ask
+    for: a cold process's first estimate at the end of the task then finds its functions
+    traced and instantiated. Started as the run's first task that ends in an estimate
+    starts: its whole training is the time to finish in (started after its first epoch
+    instead, it was sometimes still running at the task's end on a loaded machine)."""
+    sizes: dict = {}
+    for method in learner.methods.values():
+        for key in type(method).estimators:
+            samples = getattr(method.config, "samples", None)
+            sizes.setdefault(key, []).extend([samples] if isinstance(samples, int) else [])
+    for key, estimator in learner.estimators.items():
+        if callable(getattr(estimator, "warm_up", None)) and sizes.get(key):
+            estimator.warm_up(sizes[key])
+
+
+def _join_warm_ups(learner: Learner) -> None:
+    for estimator in learner.estimators.values():
+        if callable(getattr(estimator, "join_warm_up", None)):
+            estimator.join_warm_up()
 
 
 def _stack(stream: Stream, split: str) -> tuple[tf.Tensor, np.ndarray, list[int]]:
