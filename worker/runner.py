@@ -1,7 +1,9 @@
 """Run one claimed job: spec from the row → `continual_core.trainer.train` → the database.
 
 This module is the job's flow only. Beside it: the callback (`worker.callback`) writes
-every epoch row and task row the moment the training core reports it; a watch thread
+every epoch row and task row the moment the training core reports it (from a thread of its
+own, so training does not wait for the database; all written before the job's ending, and
+a task's rows before its checkpoint), and the TensorBoard files after them; a watch thread
 (`worker.watch`) keeps the claim alive (the job's heartbeat) and notices a cancel within
 `CANCEL_POLL_S` seconds; the callback's `should_stop()` (polled by the trainer before
 every batch, it only reads a flag) turns a cancel, the time limit, a lost claim or a
@@ -111,7 +113,8 @@ def run_job(
     )
     tensorboard = (TensorBoardCallback.for_job(folder, job.id, job.name, spec.to_json_dict())
                    if settings.tensorboard else None)  # fmt: skip
-    callbacks = [callback, tensorboard, sync] if tensorboard else [callback, sync]
+    if tensorboard is not None:  # its files are written behind the training, as the rows
+        callback.followers.append(tensorboard)
     heartbeat = JobWatch(callback, settings.heartbeat_s)
     log.info(
         "event=job_start experiment_id=%s worker=%s attempt=%s queue=%s time_limit_s=%s",
@@ -140,14 +143,18 @@ def run_job(
         sync.prepare()
         prepare_dataset(spec, settings, sync.artifacts.store, budget_s=settings.db_retry_s,
                         interrupt=callback.shutting_down)  # user:<name>: its file, cached
-        result = train(
-            spec,
-            dataset_cache=settings.resolved_dataset_cache(),
-            callback=CallbackList(callbacks),
-            checkpoint_dir=folder,
-            resume=True,
-            learners=worker_learners() if settings.compile_cache else None,
-        )
+        try:
+            result = train(
+                spec,
+                dataset_cache=settings.resolved_dataset_cache(),
+                callback=CallbackList([callback, sync]),
+                checkpoint_dir=folder,
+                resume=True,
+                learners=worker_learners() if settings.compile_cache else None,
+            )
+        finally:
+            callback.close()  # every metric written before the job's ending is
+        callback.check()  # a metric write that failed for good fails the job
         if tensorboard is not None:
             tensorboard.write_summary(result.get("summary"))  # the HParams tab's metrics
             tensorboard.close()  # the event file whole, before it is stored

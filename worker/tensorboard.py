@@ -18,15 +18,16 @@ lists the runs by id and name, and the HParams tab tabulates, filters and sorts 
 λ (or any spec field) against their final average accuracy. The artifact is still the
 `tensorboard/` folder (`tensorboard.zip`); runs written before kept their flat files.
 
-Scalars use `tf.summary.write` (no tensorboard package needed); the HParams record needs
-the tensorboard package (in the `cpu`/`gpu` extras) and is left out, logged once, without
-it. It lives in the worker (the API never imports TensorFlow). Writing is best effort: a
+An event's scalars are one `Summary` proto written by one op, each as `tf.summary.write`
+records it (no tensorboard package needed); the HParams record needs the tensorboard
+package (in the `cpu`/`gpu` extras) and is left out, logged once, without it. It lives in the worker (the API never imports TensorFlow). Writing is best effort: a
 failure (disk full, read-only folder) is logged once and the callback goes quiet; it never
 fails the job. Accuracies are fractions in [0, 1].
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -103,7 +104,8 @@ def hparams(spec: Mapping[str, Any], name: str | None = None) -> dict[str, bool 
     return out
 
 
-def _scalar_metadata() -> bytes:
+@functools.cache
+def _scalar_metadata() -> Any:
     """What TensorBoard's scalar plugin expects of a scalar (as `tensorboard.summary.v2.scalar`
     writes it); `tf.summary.scalar` itself needs the tensorboard package, which a worker
     need not have."""
@@ -112,7 +114,22 @@ def _scalar_metadata() -> bytes:
     return summary_pb2.SummaryMetadata(
         plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"),
         data_class=summary_pb2.DATA_CLASS_SCALAR,
-    ).SerializeToString()
+    )
+
+
+def _scalars_pb(scalars: dict[str, float | None]) -> bytes:
+    """One `Summary` of float32 scalars, as `tf.summary.write` records each of them (tag,
+    the scalar plugin's metadata, the value as a tensor): written by one op, not one per
+    scalar."""
+    import numpy as np
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    return summary_pb2.Summary(value=[
+        summary_pb2.Summary.Value(tag=name, metadata=_scalar_metadata(),
+                                  tensor=tf.make_tensor_proto(np.float32(value)))
+        for name, value in scalars.items() if value is not None
+    ]).SerializeToString()  # fmt: skip
 
 
 class TensorBoardCallback(Callback):
@@ -151,11 +168,7 @@ class TensorBoardCallback(Callback):
             import tensorflow as tf
 
             with self._open().as_default(step=step):
-                for name, value in scalars.items():
-                    if value is not None:
-                        tf.summary.write(
-                            name, tf.constant(float(value), tf.float32), metadata=_scalar_metadata()
-                        )
+                tf.summary.experimental.write_raw_pb(_scalars_pb(scalars), step=step)
             self._writer.flush()
         except Exception as exc:  # noqa: BLE001 (best effort: never fail a job for a chart)
             self._broken = True
