@@ -11,7 +11,10 @@ worker imports TensorFlow, the dataset file is cached), then the 8 jobs POSTed a
 - compute: steady-state training, per job epochs × its median epoch + its evaluations ×
   its fastest evaluation + its Fishers × its fastest Fisher (`timings`), summed;
 - wall ÷ compute, jobs/min = 8 / wall; and each job's first epoch and first Fisher against
-  its median epoch and fastest Fisher (what tracing costs a job).
+  its median epoch and fastest Fisher (what tracing costs a job);
+- with the cache on, where the wall goes per job (`wall_parts`): the compute, epochs above
+  their median, evaluations and Fishers above their fastest, the rest of `train()`, and
+  the worker outside `train()`.
 
     .venv/bin/python bench/sweep_throughput.py [--jobs 8] [--rounds 1] [--json FILE]
 
@@ -137,6 +140,7 @@ def sweep(cache: bool, jobs: int, datasets: Path, say) -> dict[str, Any]:
         "cache": cache, "jobs": jobs, "wall_s": wall, "compute_s": compute,
         "wall_per_compute": wall / compute, "jobs_per_min": 60.0 * jobs / wall,
         "load_before": load, "load_after": os.getloadavg()[0], "per_job": firsts,
+        "parts": wall_parts(bodies, wall), "first_job_total_s": bodies[0]["timings"]["total_s"],
     }  # fmt: skip
     say(
         f"cache {'on ' if cache else 'off'}: wall {wall:.1f} s, compute {compute:.1f} s, "
@@ -144,6 +148,25 @@ def sweep(cache: bool, jobs: int, datasets: Path, say) -> dict[str, Any]:
         f"(load {load:.1f} → {os.getloadavg()[0]:.1f})"
     )
     return result
+
+
+def wall_parts(bodies: list[dict[str, Any]], wall: float) -> dict[str, float]:
+    """Where a sweep's wall goes, in seconds, summing to it: the steady compute; epochs above
+    their job's median; evaluations and Fishers above their fastest; the rest of `train()`
+    (its `total_s`: data, learner, test evaluations, checkpoints, model, events); and the
+    worker outside `train()` (claims, endings, between jobs: wall − Σ total_s)."""
+    parts = dict.fromkeys(("compute", "epochs above median", "evals+Fishers above fastest",
+                           "rest of train()", "outside train()"), 0.0)  # fmt: skip
+    for b in bodies:
+        t = b["timings"]
+        epochs, evals, fishers = (t.get(k) or [] for k in ("train_epoch_s", "eval_s", "fisher_s"))
+        parts["compute"] += steady_compute(t)
+        parts["epochs above median"] += sum(epochs) - (len(epochs) * statistics.median(epochs) if epochs else 0.0)
+        parts["evals+Fishers above fastest"] += sum(evals) + sum(fishers) - (
+            (len(evals) * min(evals) if evals else 0.0) + (len(fishers) * min(fishers) if fishers else 0.0))
+        parts["rest of train()"] += t["total_s"] - sum(epochs) - sum(evals) - sum(fishers)
+    parts["outside train()"] = wall - sum(b["timings"]["total_s"] for b in bodies)
+    return parts
 
 
 def first_ratios(runs: list[dict[str, Any]], skip_first: bool) -> tuple[float, float]:
@@ -194,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"wall off ÷ wall on: {speedup:.2f} (median of the rounds); first-epoch/Fisher "
           "ratios with the cache on: jobs 2..n (job 1 traces)")  # fmt: skip
+    print(f"where the wall goes with the cache on, s per job (median of the rounds; job 1, which "
+          f"traces, took {med(True, 'first_job_total_s'):.2f} s of train()):")  # fmt: skip
+    for part in rounds[0][True]["parts"]:
+        print(f"  {part}: {statistics.median(r[True]['parts'][part] for r in rounds) / args.jobs:.3f}")
     if args.json:
         args.json.write_text(json.dumps(rounds, indent=1, default=str))
     return 0
