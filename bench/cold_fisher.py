@@ -13,7 +13,8 @@ the README's first command (mnist-5k, 3-task permute, 15 epochs, EWC: 100 Fisher
 through `continual_core.trainer.train` as `ewc run` calls it, with each
 `FisherDiagonal.estimate` timed: "first" is the run's first (whatever it waits for: a
 trace, or a warm-up still running, is in it), "warm" the median of the run's second and
-`--warm` more calls on the same inputs after the run; "train" is the run's `total_s`. The end
+`--warm` more calls on the same inputs after the run, back to back ("second" alone: task 2's
+estimate, after its training like the first); "train" is the run's `total_s`. The end
 of task (what `ewc run` prints as "Fisher per task": the estimate and EWC's update) is shown
 too. `--ewc-run N` then times N more rounds of the whole command (`ewc run ... --json`, process
 start to exit) per tree, alternating, and checks their JSON results are equal but for timings.
@@ -73,7 +74,7 @@ def child(estimator: str, heads: str, warm: int) -> dict:
         seen["fisher"].estimate(*seen["args"])
     first, *rest = seen["times"]
     return {"path": seen["fisher"].path, "first_s": first, "warm_s": statistics.median(rest),
-            "waited_s": seen.get("waits", [0.0])[0], "end_of_task_s": history["timings"]["fisher_s"], "train_s": history["timings"]["total_s"],
+            "second_s": rest[0], "waited_s": seen.get("waits", [0.0])[0], "end_of_task_s": history["timings"]["fisher_s"], "train_s": history["timings"]["total_s"],
             "accuracy": history["accuracy_matrix"], "losses": [e["loss"] for e in history["epochs"]]}  # fmt: skip
 
 
@@ -133,19 +134,22 @@ def main() -> None:
     results = _rounds(args.rounds, trees, cold)
     print(f"\nmlp ({results['now'][0]['path']} Fisher), mnist-5k permute, EWC, {args.estimator}, "
           f"heads {args.heads}, 100 examples; medians of {args.rounds} cold runs per tree\n")  # fmt: skip
-    print("| tree | first Fisher | of it, waiting | warm Fisher | first ÷ warm | first end of task "
-          "| second | train (total_s) |")  # fmt: skip
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| tree | first Fisher | of it, waiting | warm Fisher | first ÷ warm | first ÷ second "
+          "| first end of task | second | train (total_s) |")  # fmt: skip
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, runs in results.items():
         ratio = statistics.median(g["first_s"] / g["warm_s"] for g in runs)
+        to_second = statistics.median(g["first_s"] / g["second_s"] for g in runs)
         ends = [statistics.median(g["end_of_task_s"][i] for g in runs) for i in (0, 1)]
         first, warm = (statistics.median(g[k] for g in runs) for k in ("first_s", "warm_s"))
         train_s = statistics.median(g["train_s"] for g in runs)
         waited = statistics.median(g["waited_s"] for g in runs)
-        print(f"| {name} | {first * 1000:.1f} ms | {waited * 1000:.1f} ms | {warm * 1000:.2f} ms | {ratio:.1f}× "
+        print(f"| {name} | {first * 1000:.1f} ms | {waited * 1000:.1f} ms | {warm * 1000:.2f} ms | {ratio:.1f}× | {to_second:.1f}× "
               f"| {ends[0]:.3f} s | {ends[1]:.3f} s | {train_s:.2f} s |")  # fmt: skip
     if args.before:
         pairs = list(zip(results["before"], results["now"]))
+        train = statistics.median(b["train_s"] / a["train_s"] for a, b in pairs)
+        print(f"\ntrain (total_s) now ÷ before, per round: median {train:.3f}")
         same = all(a["accuracy"] == b["accuracy"] and a["losses"] == b["losses"] for a, b in pairs)
         print(f"\naccuracy matrices and epoch losses equal, before and now: {same}")
 
