@@ -11,11 +11,21 @@ With `heads: multi` (`continual_core.heads`) a label is an output unit (`labels`
 example's loss is over its own task's head, and `accuracy` evaluates segment j of its
 data (task j+1) with task j+1's head. With one shared head nothing of that runs.
 
+Steps per call, `EWC_STEPS_PER_CALL` (read when a learner is built, like `EWC_XLA`; "auto"
+by default, or a number ≥ 1). An epoch's full batches run k at a time in ONE compiled call
+(`train_steps`: a graph loop over the rows of a k × batch index matrix, as Keras'
+`steps_per_execution`), which saves the per-call overhead of one call per batch: the mlp's
+epoch in ≈ 0.5–0.7× the time (bench/flop_limit.py). The loop calls the traced step itself,
+so it is traced once for any k, task or epoch, and gives the per-batch step's bits exactly.
+`should_stop()` is polled between calls, so "auto" keeps a call short: k = 1 for a model
+with convolutions (the loop gains nothing for lenet on CPU, and a stop stays prompt there),
+else as many steps as take ≈ `CALL_FLOPS` (the mlp's whole epoch of mnist-5k).
+
 XLA, off unless the environment sets `EWC_XLA=1` (read when a learner is built; no spec
 field: it changes speed and the last bits, not the experiment; `ewc run` and a worker read
 it alike, so one spec and one setting give one result in both). With it, the update of a
 model without convolutions is compiled with XLA (`jit_compile=True`; bench/flop_limit.py:
-≈ 0.8× the plain epoch of the mlp), a conv model's is not (lenet's epoch: ≈ 2.4× slower
+≈ 0.8× the plain epoch of the mlp per batch, ≈ 0.45× with the whole loop), a conv model's is not (lenet's epoch: ≈ 2.4× slower
 under XLA on CPU). Why not by default: XLA compiles per batch shape (a full and a short last
 batch), ≈ 2.5 s more wall for the README's cold `ewc run` (≈ 8 s), against ≈ 0.3 s it saves
 over its 45 epochs; and A-GEM, whose update falls back (below), would no longer train task 1
@@ -24,14 +34,15 @@ plain tf.function and only the update is XLA-compiled: the augmenter's image tra
 no XLA kernel, and replay's memory batch has a size read from a variable. An update XLA
 cannot lower (A-GEM: its reference batch's size is a variable) is found before the first
 step, nothing having run, and that learner takes the plain step; `xla` says which is used.
+With k > 1 the whole loop is XLA-compiled where it lowers (no augmenter, no batch hook of
+a size read from a variable, as replay's): `xla_loop`; else the plain loop calls the XLA
+update (found, again, before the loop's first call). XLA compiles per grid shape.
 """
 
 from __future__ import annotations
 
 import itertools
-import os
 import random
-import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +61,7 @@ from continual_core.methods import METHODS, FinishedTask, Method, Step
 from continual_core.models import build_augmenter, build_model, eval_chunk
 from continual_core.seeds import seed_for
 from continual_core.spec import ExperimentSpec
+from continual_core.steps import call_steps_for, has_conv, lowers, steps_per_call_setting, use_xla
 
 __all__ = ["Learner", "seed_for", "set_random_seed"]
 
@@ -70,16 +82,10 @@ def set_random_seed(seed: int) -> None:
     np.random.seed(seed)
 
 
-def _use_xla(model: keras.Model) -> bool:
-    """Whether `EWC_XLA` is "1" and the model has no convolution."""
-    conv = any(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)
-    return os.environ.get("EWC_XLA", "0") == "1" and not conv
-
-
 class Learner:
     """Everything that is trained and checkpointed for one run."""
 
-    def __init__(self, spec: ExperimentSpec, xla: bool | None = None):
+    def __init__(self, spec: ExperimentSpec, xla: bool | None = None, steps_per_call: int | None = None):
         self.spec = spec
         layout = head_layout(spec)
         #: The heads' in-graph masks with `heads: multi`, None with one shared head.
@@ -87,7 +93,7 @@ class Learner:
         set_random_seed(spec.seed)
         self.model = build_model(spec)
         #: Whether the update is XLA-compiled (None: `EWC_XLA` and the model decide).
-        self.xla = _use_xla(self.model) if xla is None else xla
+        self.xla = use_xla(self.model) if xla is None else xla
         self.augmenter = build_augmenter(spec)
         self.weights = list(self.model.trainable_variables)
         self.optimizer = keras.optimizers.Adam(learning_rate=spec.learning_rate)
@@ -101,10 +107,16 @@ class Learner:
         for key in dict.fromkeys(k for m in self.methods.values() for k in m.estimators):
             self._estimator(key)
         self.trace_count = 0  # how often the training step was traced (tests check it is 1)
+        #: Steps per compiled call: `EWC_STEPS_PER_CALL` (None) or this number; 0 = "auto".
+        self.steps_per_call = steps_per_call_setting() if steps_per_call is None else steps_per_call
+        self._conv = has_conv(self.model)
+        #: Whether the loop of steps is XLA-compiled as a whole (known after its first call).
+        self.xla_loop = False
         x_spec = tf.TensorSpec((None, *spec.input_shape), tf.float32)
         self._x_spec = x_spec
         self._compile_step()
         self._xla_unproven = self.xla  # until its first call compiled
+        self._loop_unproven = self.xla  # the XLA loop: until its first call compiled
         self._predict = tf.function(self._predict_labels, input_signature=[x_spec])
         self._predict_heads = tf.function(
             self._predict_with_heads, input_signature=[x_spec, tf.TensorSpec((None,), tf.int32)]
@@ -120,6 +132,23 @@ class Learner:
         ints = tf.TensorSpec((None,), tf.int32)
         self._update = tf.function(self._update_on, input_signature=[self._x_spec, ints], jit_compile=self.xla)
         self._train_step = tf.function(self._step, input_signature=[self._x_spec, ints, ints])
+        self._train_steps = self._loop(xla=False)
+
+    def _loop(self, xla: bool) -> Any:
+        """`_steps` compiled: an index matrix of any shape (k, batch), so it is traced once."""
+        sig = [self._x_spec, tf.TensorSpec((None,), tf.int32), tf.TensorSpec((None, None), tf.int32)]
+        return tf.function(self._steps, input_signature=sig, jit_compile=True if xla else None)
+
+    def _steps(self, x_all: tf.Tensor, y_all: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
+        """One step per row of `grid` (the indices of k batches), in a graph loop; the k
+        losses. Each is `_train_step` called in the graph: the same traced function as a
+        single step's, so it is traced once for both, and gives the same bits."""
+        n = tf.shape(grid)[0]
+        losses = tf.TensorArray(tf.float32, size=n)
+        for i in tf.range(n):
+            tf.autograph.experimental.set_loop_options(parallel_iterations=1)
+            losses = losses.write(i, self._train_step(x_all, y_all, grid[i]))
+        return losses.stack()
 
     def _step(self, x_all: tf.Tensor, y_all: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
         """One optimizer step on the examples `idx` of (x_all, y_all); returns the batch loss."""
@@ -185,37 +214,70 @@ class Learner:
         return [v for m in layers for v in m.non_trainable_variables if "seed_generator" in v.path]
 
     def train_step(self, x: tf.Tensor, y: tf.Tensor, idx: tf.Tensor) -> tf.Tensor:
-        """One optimizer step on the examples `idx` of (x, y). Before the first, with XLA: the
-        update is lowered to XLA (nothing runs) and, if it cannot be, the step is the plain one."""
+        """One optimizer step on the examples `idx` of (x, y); its loss. Before the first, with
+        XLA: the update is lowered to XLA (nothing runs) and, if it cannot be, the step is the
+        plain one."""
+        self._prove_update()
+        return self._train_step(x, y, idx)
+
+    def _prove_update(self) -> None:
         if self._xla_unproven:
             self._xla_unproven = False
-            probe = tf.zeros((1, *self.spec.input_shape)), tf.zeros((1,), tf.int32)
-            try:  # on the device tensors go to (without a name it draws an unseeded number)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # "device_name is being deprecated"
-                    self._update.experimental_get_compiler_ir(*probe)(device_name=probe[0].device)
-            except (ValueError, tf.errors.InvalidArgumentError, tf.errors.UnimplementedError):
-                self.xla = False
+            if not lowers(self._update, tf.zeros((1, *self.spec.input_shape)), tf.zeros((1,), tf.int32)):
+                self.xla = self._loop_unproven = False
                 self._compile_step()
-        return self._train_step(x, y, idx)
+
+    def train_steps(self, x: tf.Tensor, y: tf.Tensor, grid: tf.Tensor) -> tf.Tensor:
+        """One step per row of `grid` (k × batch indices of (x, y)) in one compiled call; the
+        k losses. With XLA, before the first: the whole loop is lowered to XLA if it can be
+        (no augmenter, no batch of a size read from a variable such as replay's), else the
+        loop is plain and calls the XLA update (or the plain one: `train_step`)."""
+        self._prove_update()
+        if self._loop_unproven:
+            self._loop_unproven = False
+            if self.augmenter is None:
+                loop = self._loop(xla=True)
+                probe = tf.zeros((1, *self.spec.input_shape)), tf.zeros((1,), tf.int32)
+                if lowers(loop, *probe, tf.zeros((1, 1), tf.int32)):
+                    self._train_steps, self.xla_loop = loop, True
+        return self._train_steps(x, y, grid)
+
+    def call_steps(self, batch: int) -> int:
+        """Steps per compiled call for batches of `batch` (`continual_core.steps.call_steps_for`)."""
+        weights = sum(int(np.prod(w.shape)) for w in self.weights)
+        return call_steps_for(self.steps_per_call, self._conv, weights, batch)
 
     def train_epoch(
         self, x: tf.Tensor, y: tf.Tensor, order: np.ndarray, should_stop: Callable[[], bool]
     ) -> float:
         """One pass over (x, y) in the batches of `order` (a permutation of the examples).
 
-        Polls `should_stop()` before every batch and raises `StopRequested` when it is True.
+        With k = `call_steps` > 1 the full batches go k at a time through `train_steps`, one
+        compiled call each, then a short last batch alone (a 1-row grid); with k = 1 every
+        batch is a `train_step`. The same losses and weights, bit for bit, whatever k (without
+        XLA: the loop calls the same traced step).
+        Polls `should_stop()` before every call and raises `StopRequested` when it is True.
         Returns the mean loss per example (float; NaN/inf if training diverged).
         """
         bs = self.spec.batch_size
+        order = np.asarray(order)
+        k = self.call_steps(bs)
+        if k == 1:
+            calls = [order[s : s + bs][None] for s in range(0, len(order), bs)]
+        else:  # k full batches a call, then a short last batch alone (a 1 × short grid)
+            full = len(order) // bs
+            grid = order[: full * bs].reshape(full, bs)
+            calls = [grid[s : s + k] for s in range(0, full, k)]
+            calls += [order[full * bs :][None]] if len(order) > full * bs else []
         losses, sizes = [], []
-        for start in range(0, len(order), bs):
+        for rows in calls:
             if should_stop():
                 raise StopRequested("stop requested by the caller")
-            idx = order[start : start + bs]
-            losses.append(self.train_step(x, y, tf.constant(idx, tf.int32)))
-            sizes.append(len(idx))
-        return float(np.dot(np.array([float(v) for v in losses]), sizes) / max(1, sum(sizes)))
+            idx = tf.constant(rows, tf.int32)
+            losses.append(self.train_steps(x, y, idx) if k > 1 else self.train_step(x, y, idx[0]))
+            sizes += [rows.shape[1]] * rows.shape[0]
+        values = np.concatenate([np.reshape(v.numpy(), -1) for v in losses]) if losses else np.zeros(0)
+        return float(np.dot(values.astype(np.float64), sizes) / max(1, sum(sizes)))
 
     def labels(self, y: np.ndarray, task: int) -> np.ndarray:
         """The labels the learner trains on for class labels `y` of task `task` (1-based):
