@@ -3,7 +3,7 @@
     .venv/bin/python bench/flop_limit.py                 # ≈ 3–6 min on 2 loaded cores
     .venv/bin/python bench/flop_limit.py --quick         # fewer repetitions, no thread sweep
     .venv/bin/python bench/flop_limit.py --models mlp    # one model
-    .venv/bin/python bench/flop_limit.py --quick --no-levers  # the learner only, ± XLA
+    .venv/bin/python bench/flop_limit.py --quick --no-levers  # the learner only: per batch/loop, ± XLA
 
 What it measures, all in this run (so load hits every figure alike):
 
@@ -22,9 +22,13 @@ What it measures, all in this run (so load hits every figure alike):
    mnist-5k, no augmentation, no EWC: the same as bench/core_speed.py's "training epoch").
    cifarnet (≈ 2.8 TFLOP an epoch on 28 × 28 inputs: a minute at 45 GFLOP/s) is timed on 3
    steps and scaled to 13; on 2 loaded cores even that takes over 15 minutes (a GPU's model).
-   Reported: epoch time, FLOP time (= FLOPs ÷ rate), epoch ÷ FLOP time, for the learner with
-   its plain step (`Learner(spec, xla=False)`, the default) and with its XLA update
-   (`xla=True`, forced even for conv models; `EWC_XLA=1` gives it to models without) side by side.
+   Reported: epoch time, FLOP time (= FLOPs ÷ rate), epoch ÷ FLOP time, for the learner
+   side by side in every round: one compiled call per batch (`steps_per_call=1`: the
+   learner before the loop), its default (`EWC_STEPS_PER_CALL=auto`: the mlp's 12 full
+   batches in one call, then the short one; 1 step a call for conv models, so for those the
+   whole-epoch loop is timed too), its XLA update one call per batch (`xla=True`, forced
+   even for conv models; `EWC_XLA=1` gives it to models without), and XLA with the epoch's
+   full batches in one call (the whole loop XLA-compiled; models without convolutions).
 4. **Levers** (not with `--no-levers`), measured on an equivalent step built here (same
    Keras model and Adam as the learner): per-step `tf.function` calls (the learner's
    way) · all 13 steps in one compiled call (a `tf.range` loop over a [13, 256] index tensor
@@ -56,6 +60,12 @@ sys.path.insert(0, str(ROOT))
 
 EPOCH_EXAMPLES = 3200
 BATCH = 256
+# The learner's variants timed side by side ("our epoch"):
+PER_BATCH = "learner, one call per batch (k = 1)"
+DEFAULT = "learner, default (EWC_STEPS_PER_CALL=auto)"
+LOOP = "learner, the epoch's full batches in one call"
+XLA_PER_BATCH = "learner, XLA update, one call per batch"
+XLA_LOOP = "learner, XLA, the epoch's full batches in one call"
 
 
 def _configure_threads(intra: int, inter: int) -> None:
@@ -252,16 +262,23 @@ def measure_model(model: str, rate: float, reps: int, levers: bool) -> dict:
 
     spec, tasks, order = task_data(model)
     x, y = tf.constant(tasks[0].train_x), tf.constant(tasks[0].train_y)
-    learner = Learner(spec, xla=False)
-    learner_xla = Learner(spec, xla=True)  # the same learner, its step compiled with XLA
-    fwd, acts = forward_flops(learner.model)
-    flops = 3 * fwd * EPOCH_EXAMPLES
     steps = EPOCH_EXAMPLES // BATCH + (EPOCH_EXAMPLES % BATCH > 0)
+    whole = EPOCH_EXAMPLES // BATCH  # the epoch's full batches in one call
+    learners = {  # steps_per_call: 1 = one call per batch (the learner before the loop), 0 = auto
+        PER_BATCH: Learner(spec, xla=False, steps_per_call=1),
+        DEFAULT: Learner(spec, xla=False, steps_per_call=0),
+        XLA_PER_BATCH: Learner(spec, xla=True, steps_per_call=1),
+    }
+    if learners[DEFAULT].call_steps(BATCH) < whole:  # conv: auto is 1; the loop measured anyway
+        learners[LOOP] = Learner(spec, xla=False, steps_per_call=whole)
+    if not learners[DEFAULT]._conv:  # XLA of the whole loop: ≈ 16× slower for lenet (BENCHMARKS)
+        learners[XLA_LOOP] = Learner(spec, xla=True, steps_per_call=whole)
+    fwd, acts = forward_flops(learners[PER_BATCH].model)
+    flops = 3 * fwd * EPOCH_EXAMPLES
     cut = order if model != "cifarnet" else order[: 3 * BATCH]  # cifarnet: 3 steps, scaled
     scale = 1.0 if model != "cifarnet" else steps / 3
     fns: dict[str, Callable[[], object]] = {
-        "learner": lambda: learner.train_epoch(x, y, cut, lambda: False),
-        "learner, XLA update (xla=True)": lambda: learner_xla.train_epoch(x, y, cut, lambda: False),
+        name: (lambda lr=lr: lr.train_epoch(x, y, cut, lambda: False)) for name, lr in learners.items()
     }
     if levers:
         eq = EquivalentStep(spec, x, y, cut)
@@ -277,19 +294,21 @@ def measure_model(model: str, rate: float, reps: int, levers: bool) -> dict:
     t = interleaved(fns, n, warmup=1 if model == "cifarnet" else 2)
     out = {
         "model": model,
-        "params": int(sum(int(tf.size(w)) for w in learner.weights)),
+        "params": int(sum(int(tf.size(w)) for w in learners[PER_BATCH].weights)),
         "forward_flops_per_example": fwd,
         "activations_per_example": acts,
         "epoch_flops": flops,
         "flop_time_s": flops / rate,
-        "epoch_s": statistics.median(t["learner"]) * scale,
         "times": {k: statistics.median(v) * scale for k, v in t.items()},
-        "ratios_to_learner": {k: paired(t, k, "learner") for k in t},
+        "ratios_to_learner": {k: paired(t, k, PER_BATCH) for k in t},
+        "steps_per_call": {k: lr.call_steps(BATCH) for k, lr in learners.items()},
+        "xla_in_use": {k: lr.xla for k, lr in learners.items()},  # False: fell back
+        "xla_loop_in_use": {k: lr.xla_loop for k, lr in learners.items()},
     }
-    out["epoch_over_limit"] = out["epoch_s"] / out["flop_time_s"]
-    out["xla_in_use"] = learner_xla.xla  # False if XLA could not compile the step (fell back)
-    out["epoch_xla_s"] = out["times"]["learner, XLA update (xla=True)"]
-    out["epoch_xla_over_limit"] = out["epoch_xla_s"] / out["flop_time_s"]
+    out["over_limit"] = {k: v / out["flop_time_s"] for k, v in out["times"].items()}
+    out["epoch_s"] = out["times"][DEFAULT]
+    out["epoch_over_limit"] = out["over_limit"][DEFAULT]
+    learner = learners[PER_BATCH]
     if model == "mlp":  # evaluation: 3 tasks' validation sets in one call vs one per task
         import numpy as np
 
@@ -316,10 +335,12 @@ def thread_child(intra: int, inter: int, reps: int) -> dict:
     x, y = tf.constant(tasks[0].train_x), tf.constant(tasks[0].train_y)
     from continual_core.learner import Learner
 
-    learner = Learner(spec, xla=False)
+    learner = Learner(spec, xla=False, steps_per_call=1)
+    looped = Learner(spec, xla=False, steps_per_call=0)
     eq = EquivalentStep(spec, x, y, order)
     t = interleaved({
         "learner": lambda: learner.train_epoch(x, y, order, lambda: False),
+        "learner_loop": lambda: looped.train_epoch(x, y, order, lambda: False),
         "loop": eq.one_call(eq.loop),
         "loop_xla": eq.one_call(eq.loop_xla),
     }, reps)  # fmt: skip
@@ -338,7 +359,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=15, help="timed rounds (cifarnet: a quarter)")
     parser.add_argument("--models", nargs="+", default=["mlp", "lenet", "cifarnet"])
     parser.add_argument("--quick", action="store_true", help="5 repetitions, no thread sweep")
-    parser.add_argument("--no-levers", action="store_true", help="only the learner, with and without XLA")
+    parser.add_argument("--no-levers", action="store_true", help="only the learner: per batch and loop, with and without XLA")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure here")
     parser.add_argument("--thread-child", nargs=2, type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -374,17 +395,27 @@ def main(argv: list[str] | None = None) -> int:
           f"load average {load_start} at the start, {load_end} at the end (shared machine).\n")
     print(f"Dense float32 rate (square matmuls 512–2048, best of 10, default threads): **{rate / 1e9:.1f} GFLOP/s**; "
           f"at the mlp's first-layer shape (256×784 @ 784×100, best): {small / 1e9:.1f} GFLOP/s.\n")
-    print("| model | params | FLOPs / epoch (3 × fwd) | FLOP time | our epoch | epoch ÷ limit | "
-          "with XLA update | XLA ÷ limit | XLA ÷ plain (per round) | target |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | params | FLOPs / epoch (3 × fwd) | FLOP time | per batch (k = 1) | ÷ limit | "
+          "default (k) | ÷ limit | ÷ per batch | XLA per batch | ÷ limit | XLA loop | ÷ limit | "
+          "÷ per batch | target |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+
+    def cell(r: dict, name: str) -> str:
+        if name not in r["times"]:
+            return "– | –"
+        fell = "" if r["xla_in_use"][name] or "XLA" not in name else " (plain: fell back)"
+        return f"{1e3 * r['times'][name]:.1f} ms{fell} | {r['over_limit'][name]:.1f}×"
+
     for r in results:
+        k = r["steps_per_call"][DEFAULT]
+        xla_loop = r["ratios_to_learner"].get(XLA_LOOP)
         print(f"| {r['model']} | {r['params']:,} | {r['epoch_flops'] / 1e9:.2f} G | {1e3 * r['flop_time_s']:.1f} ms | "
-              f"{1e3 * r['epoch_s']:.1f} ms | {r['epoch_over_limit']:.1f}× | {1e3 * r['epoch_xla_s']:.1f} ms"
-              f"{'' if r['xla_in_use'] else ' (fell back)'} | {r['epoch_xla_over_limit']:.1f}× | "
-              f"{r['ratios_to_learner']['learner, XLA update (xla=True)']:.2f}× | {'≤ 2×' if r['model'] == 'mlp' else 'report'} |")
-    print("\nLevers (the equivalent step built in the benchmark; time per epoch; × = its time ÷ the "
-          "learner's, per round):\n")
-    names = list(results[0]["times"])
+              f"{cell(r, PER_BATCH)} | {1e3 * r['times'][DEFAULT]:.1f} ms (k = {k}) | {r['over_limit'][DEFAULT]:.1f}× | "
+              f"{r['ratios_to_learner'][DEFAULT]:.2f}× | {cell(r, XLA_PER_BATCH)} | {cell(r, XLA_LOOP)} | "
+              f"{'–' if xla_loop is None else f'{xla_loop:.2f}×'} | {'≤ 2×' if r['model'] == 'mlp' else 'report'} |")
+    print("\nEvery variant (the learner's, then the equivalent step built in the benchmark; time per "
+          "epoch; × = its time ÷ the per-batch learner's, per round):\n")
+    names = list(dict.fromkeys(n for r in results for n in r["times"]))
     print("| variant | " + " | ".join(r["model"] for r in results) + " |")
     print("|---|" + "---|" * len(results))
     for name in names:
@@ -403,11 +434,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"(per task ÷ one call: {r['eval_ratio']:.2f}×).")
     if threads:
         print("\nThreads (mlp, fresh process each; epoch times in ms; rate in GFLOP/s):\n")
-        print("| intra / inter | dense rate | learner epoch | one call | XLA one call |")
-        print("|---|---|---|---|---|")
+        print("| intra / inter | dense rate | learner per batch | learner default | one call | XLA one call |")
+        print("|---|---|---|---|---|---|")
         for t in threads:
             print(f"| {t['intra']} / {t['inter']} | {t['rate'] / 1e9:.1f} | {1e3 * t['learner']:.1f} | "
-                  f"{1e3 * t['loop']:.1f} | {1e3 * t['loop_xla']:.1f} |")
+                  f"{1e3 * t['learner_loop']:.1f} | {1e3 * t['loop']:.1f} | {1e3 * t['loop_xla']:.1f} |")
     if args.json:
         args.json.write_text(json.dumps({"rate": rate, "small_rate": small, "models": results,
                                          "threads": threads, "load": [load_start, load_end]}, indent=1))
