@@ -199,8 +199,10 @@ def test_work_of_clients_that_left_is_dropped(start_api) -> None:
 
     asyncio.run(leave())
     assert _single_get_s(api) < AFTER_BOUND_S
-    # Most of them waited for the one thread and were dropped when their client left.
-    assert _refused(api, "client_left") >= 50
+    # Many of them waited for the one thread and were dropped when their client left (none
+    # without the guard). How many depends on how fast this process's own client sends
+    # on the machine: 49 of 300 at load ≈ 8 with the suite on two xdist workers.
+    assert _refused(api, "client_left") >= 30
 
 
 def _refused(api: Api, reason: str) -> float:
