@@ -15,7 +15,8 @@ except:
   status always comes after all of its metrics.
 
 A write that fails for good is raised on the training thread, at its next event or by
-`check()`. It also answers the trainer's `should_stop()` before every batch from a flag
+`check()`. It also answers the trainer's `should_stop()` before every compiled training call
+(a batch, or k of them: `EWC_STEPS_PER_CALL`) from a flag
 that `worker.watch.JobWatch`, the time limit, a lost claim or a worker shutdown sets.
 """
 

@@ -1,10 +1,11 @@
 """Watching a running job from the side: its heartbeat, and a cancel noticed within a batch.
 
 The training thread only ever reads a flag (`StoreCallback.should_stop()`, polled by the
-trainer before every batch). This module keeps that flag fresh: a `JobWatch` thread asks
+trainer before every compiled training call: every batch of a conv model, a few batches of
+an mlp, see `EWC_STEPS_PER_CALL`). This module keeps that flag fresh: a `JobWatch` thread asks
 the database every `CANCEL_POLL_S` seconds whether the job must stop (one read of one row,
 `store.jobs.stop_wanted`), and refreshes the job's heartbeat every `EWC_HEARTBEAT_S`
-seconds. So a cancel is seen at the first batch boundary after at most `CANCEL_POLL_S`
+seconds. So a cancel is seen at the first call boundary after at most `CANCEL_POLL_S`
 seconds, whatever the heartbeat interval, and never costs a query per batch.
 """
 

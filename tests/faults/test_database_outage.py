@@ -4,7 +4,8 @@ Real processes: an API (uvicorn), an `ewc worker`, a private redis-server and a 
 PostgreSQL cluster (`initdb` + `pg_ctl`; the machine's own server is never touched). While
 the database is down: `/readyz` says 503 naming it, writes and reads of `/v1` get a 503
 with a clear message, `/healthz` and `/metrics` still answer, and no process dies (the
-worker's training pauses on its next metric write and retries). Once it is started again,
+worker's writer thread retries its metric writes while training goes on, and training
+waits at the task's end, or once 64 events wait, until they are written). Once it is started again,
 everything carries on: the running job finishes with every epoch row (same attempt), and
 a new submission runs.
 """
@@ -67,7 +68,7 @@ def test_a_stopped_database_gives_503s_kills_nothing_and_everything_resumes(
         assert health.status_code == 200
         assert metrics.status_code == 200 and "ewc_database_up 0.0" in metrics.text
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - stopped_at)))
-        # The worker meets the outage at its next metric write (when its epoch ends): wait
+        # The worker's writer meets the outage at its next metric write (an epoch's end): wait
         # for that, not for a guessed time, well within its EWC_DB_RETRY_S (120 s).
         worker.wait_for_line(lambda line: "event=write_retry" in line, timeout=90)
         assert api.popen.poll() is None, api.output
