@@ -58,7 +58,7 @@ class StoreCallback(Callback):
     stop_reason: StopReason | None = None
     task: int = 0  # last task that finished an epoch
     epoch: int = 0  # last epoch recorded (across the run)
-    batches: int = 0  # batches started in this run (one per `should_stop()` that said go)
+    batches: int = 0  # training calls started in this run (one per `should_stop()` that said go: a batch, or k)
 
     def __post_init__(self) -> None:
         self._cond = threading.Condition()
